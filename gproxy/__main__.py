@@ -1,0 +1,5 @@
+import sys
+
+from gproxy.cli import main
+
+sys.exit(main())

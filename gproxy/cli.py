@@ -1,0 +1,134 @@
+"""`gproxy` command line: check, run, convert (ctl and reload come with the
+runtime API and operations issues). Exit 0 on success, 1 on a user error
+with a one-line reason per problem, never a traceback for a user error."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+
+from gproxy import __version__
+from gproxy.errors import ConfigError, GproxyError
+
+EXIT_OK = 0
+EXIT_USER_ERROR = 1
+
+
+def _load(path: str):
+    from gproxy.config.loader import load_file
+    return load_file(path)
+
+
+def cmd_check(args) -> int:
+    try:
+        config = _load(args.file)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return EXIT_USER_ERROR
+    if not args.quiet:
+        print(f"Configuration file is valid: {args.file} "
+              f"({len(config.frontends)} frontends, {len(config.backends)} backends)")
+    return EXIT_OK
+
+
+def cmd_convert(args) -> int:
+    from gproxy.config.convert import haproxy_to_toml
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            text = handle.read()
+        sys.stdout.write(haproxy_to_toml(text))
+    except OSError as exc:
+        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return EXIT_USER_ERROR
+    return EXIT_OK
+
+
+def _daemonize() -> None:
+    """Classic double fork; the listeners are already bound."""
+    if os.fork() > 0:
+        os._exit(0)
+    os.setsid()
+    if os.fork() > 0:
+        os._exit(0)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def cmd_run(args) -> int:
+    try:
+        config = _load(args.file)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return EXIT_USER_ERROR
+    daemon = config.global_.daemon and not args.foreground
+    import gevent
+    from gproxy.proxy import Gproxy
+
+    proxy = Gproxy(config, foreground=not daemon)
+    try:
+        proxy.bind()
+    except GproxyError as exc:
+        print(f"gproxy: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if daemon:
+        _daemonize()
+        gevent.reinit()
+    pidfile = args.pidfile or config.global_.pidfile
+    if pidfile:
+        with open(pidfile, "w", encoding="ascii") as handle:
+            handle.write(f"{os.getpid()}\n")
+
+    # Signal handlers only schedule work on the loop (never block in them).
+    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(proxy.stop, False))
+    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(proxy.stop, False))
+    gevent.signal_handler(signal.SIGUSR1, lambda: gevent.spawn(proxy.stop, True))
+    try:
+        proxy.serve_forever()
+    finally:
+        if pidfile:
+            try:
+                os.unlink(pidfile)
+            except OSError:
+                pass
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gproxy", description="gevent HTTP/TCP load balancer")
+    parser.add_argument("--version", action="version", version=f"gproxy {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("check", help="validate a configuration file")
+    p.add_argument("file")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_check)
+    p = sub.add_parser("run", help="run the load balancer")
+    p.add_argument("file")
+    p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (overrides global.daemon)")
+    p.add_argument("--pidfile", "-p")
+    p.set_defaults(func=cmd_run)
+    p = sub.add_parser("convert", help="convert an HAProxy configuration to gproxy TOML")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_convert)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

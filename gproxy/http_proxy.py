@@ -1,0 +1,678 @@
+"""HTTP mode: one client connection, its requests, their trip to a server.
+
+This is the gevent layer of the hot path. Parsing lives in
+gproxy.protocol.http, selection and counters in gproxy.runtime, cookie rules
+in gproxy.persistence; here we only move bytes, apply timeouts, and decide
+retries. One `HttpSession` per client connection serves its requests in
+order (pipelined ones included), each through `serve_request()`.
+
+Failure policy (what a client sees):
+- a connection that fails to a server is retried `retries` times, and with
+  `redispatch` the last retry (or any retry once the server is known down)
+  goes to another server, so a dead server costs clients nothing;
+- a request whose bytes reached a server is replayed only if it is
+  idempotent, carries no body and no response byte came back;
+- malformed requests get 400/431 and never reach a server; a garbage
+  response gets 502; a silent server 504; no server 503.
+"""
+
+from __future__ import annotations
+
+import gevent
+from gevent import socket
+
+from gproxy.errorpages import error_response
+from gproxy.errors import ProtocolError
+from gproxy.logfmt import RequestRecord
+from gproxy.netio import RECV_SIZE, ConnectFailed, close_quietly, connect, peer_closed
+from gproxy.persistence import (
+    insert_cookie_value,
+    parse_request_cookies,
+    rewrite_set_cookie,
+)
+from gproxy.protocol.http import (
+    NEED_DATA,
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    RequestHead,
+    RequestParser,
+    ResponseHead,
+    ResponseParser,
+    serialize_request_head,
+    serialize_response_head,
+)
+from gproxy.dispatch import acquire
+from gproxy.runtime import IDEMPOTENT_METHODS, MAX_IDLE_PER_SERVER, ServerRuntime
+
+HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
+MAX_TURNAROUND_MS = 1000  # HAProxy waits min(timeout connect, 1s) before retrying a server
+
+
+class Abort(Exception):
+    """End the client connection now (the reason is already logged)."""
+
+
+class HttpSession:
+    """One client connection in HTTP mode."""
+
+    def __init__(self, ctx, frontend, client: socket.socket, address, log):
+        self.ctx = ctx
+        self.fe = frontend
+        self.client = client
+        self.client_ip = address[0]
+        self.client_port = address[1]
+        self.log = log  # callable(RequestRecord) or None
+        fe_cfg = frontend.cfg
+        self.timeouts = fe_cfg.timeouts
+        backend = frontend.backend
+        self.be = backend
+        be_cfg = backend.cfg if backend else None
+        self.be_timeouts = be_cfg.timeouts if be_cfg else fe_cfg.timeouts
+        modes = {fe_cfg.connection_mode, be_cfg.connection_mode if be_cfg else "keep-alive"}
+        # The most closing mode of the frontend and backend wins, as in HAProxy.
+        self.mode = "close" if "close" in modes else ("server-close" if "server-close" in modes else "keep-alive")
+        self.forwardfor = fe_cfg.forwardfor or (be_cfg.forwardfor if be_cfg else None)
+        self.add_xff = self._wants_xff()
+        self.parser = RequestParser(ctx.tune.max_header_bytes, ctx.tune.maxhdr)
+        self.accept_wall = ctx.clock.wall()
+        self.accept_mono = ctx.clock.mono()
+        self.sent_anything = False
+
+    def _wants_xff(self) -> bool:
+        ff = self.forwardfor
+        if ff is None:
+            return False
+        if ff.except_net is not None:
+            from ipaddress import ip_address
+            try:
+                if ip_address(self.client_ip) in ff.except_net:
+                    return False
+            except ValueError:
+                pass
+        return True
+
+    # ---- the connection --------------------------------------------------
+    def run(self) -> None:
+        first = True
+        try:
+            while self.serve_request(first):
+                first = False
+        except Abort:
+            pass
+        except (OSError, socket.timeout):
+            pass
+
+    def serve_request(self, first: bool) -> bool:
+        """Serve one request; True if the client connection stays open."""
+        ctx = self.ctx
+        clock = ctx.clock
+        rec = RequestRecord()
+        rec.client_ip = self.client_ip
+        rec.client_port = self.client_port
+        rec.frontend = self.fe.name
+        rec.backend = self.be.name if self.be else self.fe.name
+        rec.server = "<NOSRV>"
+        start_mono = self.accept_mono if first else clock.mono()
+        rec.accept_time = self.accept_wall if first else clock.wall()
+        head = self._read_head(first, rec, start_mono)
+        if head is None:
+            return False
+        rec.t_request = int((clock.mono() - start_mono) * 1000)
+        rec.request_line = f"{head.method.decode('latin-1')} {head.target.decode('latin-1')} {head.version.decode('latin-1')}"
+        fe_counters = self.fe.counters
+        fe_counters.req_tot += 1
+        ctx.process.cum_req += 1
+        keep = self._forward(head, rec, start_mono)
+        return keep
+
+    # ---- reading the request head -----------------------------------------
+    def _read_head(self, first: bool, rec: RequestRecord, start_mono: float) -> RequestHead | None:
+        parser = self.parser
+        client = self.client
+        timeouts = self.timeouts
+        got_bytes = bool(parser.trailing_data)
+        # Waiting for a next request on a kept-alive connection uses
+        # http_keep_alive; once its first byte arrives, the whole head must
+        # come within http_request (the slowloris bound).
+        idle_timeout = timeouts.eff_http_request if first else timeouts.eff_http_keep_alive
+        deadline = None
+        try:
+            while True:
+                event = parser.next_event()
+                if event is NEED_DATA:
+                    if deadline is None and got_bytes:
+                        deadline = gevent.Timeout(timeouts.eff_http_request / 1000.0)
+                        deadline.start()
+                    if deadline is None:
+                        client.settimeout(idle_timeout / 1000.0)
+                    else:
+                        client.settimeout(None)
+                    data = client.recv(RECV_SIZE)
+                    if data:
+                        if not got_bytes:
+                            got_bytes = True
+                            if not first:
+                                rec.accept_time = self.ctx.clock.wall()
+                    parser.receive_data(data)
+                    continue
+                if isinstance(event, RequestHead):
+                    self.fe.counters.bytes_in += len(event.raw)
+                    return event
+                if event is ConnectionClosed or isinstance(event, ConnectionClosed):
+                    return None
+                return None
+        except ProtocolError as exc:
+            self._reject(rec, exc.status, "PR--", start_mono, got_bytes=True)
+            return None
+        except (socket.timeout, gevent.Timeout) as exc:
+            if deadline is not None and exc is not deadline and not isinstance(exc, socket.timeout):
+                raise
+            if got_bytes:
+                self._reject(rec, 408, "cR--", start_mono, got_bytes=True)
+            elif first:
+                self._log_null(rec, "cR--", start_mono)
+            return None
+        except OSError:
+            if got_bytes or first:
+                self._log_null(rec, "CR--", start_mono)
+            return None
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+
+    def _reject(self, rec: RequestRecord, status: int, term: str, start_mono: float, got_bytes: bool) -> None:
+        """Answer an error on a request that never reached a server."""
+        response = error_response(status)
+        try:
+            self.client.settimeout(self.timeouts.client / 1000.0)
+            self.client.sendall(response)
+        except (OSError, socket.timeout):
+            pass
+        counters = self.fe.counters
+        if status in (400, 408, 431):
+            counters.err_req += 1
+        counters.count_status(status)
+        counters.bytes_out += len(response)
+        if not rec.request_line:
+            rec.request_line = "<BADREQ>"
+        rec.status = status
+        rec.bytes_out = len(response)
+        rec.termination = term
+        self._finish_log(rec, start_mono)
+
+    def _log_null(self, rec: RequestRecord, term: str, start_mono: float) -> None:
+        """A connection that sent nothing: logged unless dontlognull."""
+        if self.fe.cfg.log.dontlognull:
+            return
+        rec.request_line = "<BADREQ>"
+        rec.termination = term
+        self._finish_log(rec, start_mono)
+
+    def _finish_log(self, rec: RequestRecord, start_mono: float) -> None:
+        rec.t_active = int((self.ctx.clock.mono() - start_mono) * 1000)
+        process = self.ctx.process
+        rec.actconn = process.cur_conns
+        rec.feconn = self.fe.counters.cur
+        rec.beconn = self.be.counters.cur if self.be else 0
+        if self.log is not None:
+            self.log(rec)
+
+    # ---- forwarding --------------------------------------------------------
+    def _forward(self, head: RequestHead, rec: RequestRecord, start_mono: float) -> bool:
+        be = self.be
+        clock = self.ctx.clock
+        if be is None:
+            self._drain_body_or_close(head)
+            self._reject(rec, 503, "SC--", start_mono, got_bytes=True)
+            return False
+        be_cfg = be.cfg
+        cookie_cfg = be_cfg.cookie
+        cookie_name = cookie_cfg.name.encode() if cookie_cfg else b""
+        headers = head.headers
+        persistent: ServerRuntime | None = None
+        req_flag = "-"
+        cookie_rewrite = None
+        if cookie_cfg is not None:
+            values = head.header_values(b"cookie")
+            found = parse_request_cookies(cookie_cfg, cookie_name, values) if values else None
+            if found is None or found.server_cookie is None:
+                req_flag = "N"
+            else:
+                cookie_rewrite = found.rewritten
+                server = be.persistent_server(found.server_cookie)
+                if server is None:
+                    req_flag = "I"
+                elif server.health.usable_for_persistent:
+                    persistent = server
+                    req_flag = "V"
+                else:
+                    req_flag = "D"
+        out_headers = self._request_headers(headers, cookie_rewrite)
+        server_close = self.mode != "keep-alive" or not head.keep_alive
+        if server_close:
+            out_headers.append((b"Connection", b"close"))
+        elif head.version == b"HTTP/1.0":
+            out_headers.append((b"Connection", b"keep-alive"))
+        if head.upgrade:
+            out_headers.append((b"Connection", b"upgrade"))
+        out_head = serialize_request_head(head.method, head.target, head.version, out_headers)
+        key = self._hash_key(head, be_cfg.balance)
+        replayable = head.method in IDEMPOTENT_METHODS and head.body_kind == "none"
+        return self._exchange(head, out_head, rec, start_mono, persistent, key, replayable,
+                              server_close, cookie_name, req_flag)
+
+    def _request_headers(self, headers, cookie_rewrite):
+        out = []
+        append = out.append
+        cookie_done = cookie_rewrite is None
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                continue
+            if lname == b"cookie" and not cookie_done:
+                # Replace every Cookie header by the rewritten list, once.
+                for v in cookie_rewrite:
+                    append((name, v))
+                cookie_done = True
+                continue
+            if lname == b"cookie" and cookie_rewrite is not None:
+                continue
+            append((name, value))
+        if self.add_xff:
+            ff = self.forwardfor
+            hname = ff.header.encode()
+            if not (ff.if_none and any(n.lower() == hname.lower() for n, _ in headers)):
+                append((hname, self.client_ip.encode()))
+        return out
+
+    def _hash_key(self, head: RequestHead, balance: str) -> bytes | None:
+        if balance == "source":
+            return self.client_ip.encode()
+        if balance == "uri":
+            if self.be.cfg.uri_whole:
+                return head.target
+            return head.target.split(b"?", 1)[0]
+        return None
+
+    def _drain_body_or_close(self, head: RequestHead) -> None:
+        pass
+
+    def _exchange(self, head, out_head, rec, start_mono, persistent, key, replayable,
+                  server_close, cookie_name, req_flag) -> bool:
+        """Pick a server, connect (with retries), send, relay the response."""
+        be = self.be
+        be_cfg = be.cfg
+        clock = self.ctx.clock
+        retries_left = be_cfg.retries
+        retries = 0
+        redispatched = False
+        server = persistent
+        avoid = None
+        queue_ms = 0
+        request_sent_once = False
+        while True:
+            # 1. a slot on a server (maybe after queueing)
+            t_q = clock.mono()
+            server, status = acquire(be, server, key, avoid, rec, clock.wall())
+            queue_ms += int((clock.mono() - t_q) * 1000)
+            rec.t_queue = queue_ms
+            if server is None:
+                term = "sQ--" if status == "queue-timeout" else "SC--"
+                self._fail_before_server(head, rec, start_mono, 503, term)
+                return False
+            rec.server = server.name
+            # 2. a connection
+            t_c = clock.mono()
+            sock = None
+            reused = False
+            try:
+                sock, reused = self._server_connection(server, replayable)
+            except ConnectFailed as exc:
+                rec.t_connect = -1
+                server.counters.err_conn += 1
+                be.counters.err_conn += 1
+                be.release(server)
+                if retries_left <= 0:
+                    self._fail_before_server(head, rec, start_mono, 503 if not exc.timed_out else 503,
+                                             "sC--" if exc.timed_out else "SC--")
+                    return False
+                retries_left -= 1
+                retries += 1
+                server.counters.retries += 1
+                be.counters.retries += 1
+                if be_cfg.redispatch and (retries_left == 0 or not server.usable or persistent is None):
+                    # Redispatch: another server, unless none other exists.
+                    avoid = server
+                    if server is not None and persistent is server:
+                        persistent = None
+                    if not redispatched:
+                        redispatched = True
+                        be.counters.redispatches += 1
+                        server.counters.redispatches += 1
+                    server = None
+                else:
+                    gevent.sleep(min(be_cfg.timeouts.connect, MAX_TURNAROUND_MS) / 1000.0)
+                continue
+            rec.t_connect = int((clock.mono() - t_c) * 1000)
+            rec.retries = retries
+            rec.redispatched = redispatched
+            # 3. the request and its response
+            outcome = self._send_and_relay(server, sock, reused, head, out_head, rec, start_mono,
+                                           server_close, cookie_name, req_flag, replayable)
+            if outcome == "retry":
+                # The server dropped the request before answering a byte and
+                # the request is safe to replay: try again elsewhere.
+                request_sent_once = True
+                be.release(server)
+                if retries_left <= 0:
+                    self._fail_before_server(head, rec, start_mono, 502, "SH--")
+                    return False
+                if not reused:
+                    retries_left -= 1
+                    retries += 1
+                    server.counters.retries += 1
+                    be.counters.retries += 1
+                    if be_cfg.redispatch:
+                        avoid = server
+                        if persistent is server:
+                            persistent = None
+                        if not redispatched:
+                            redispatched = True
+                            be.counters.redispatches += 1
+                            server.counters.redispatches += 1
+                        server = None
+                continue
+            return outcome
+
+    def _server_connection(self, server: ServerRuntime, replayable: bool):
+        """An idle keep-alive connection to reuse (safe requests only), or a new one."""
+        if replayable:
+            idle = server.idle
+            while idle:
+                sock = idle.pop()
+                if not peer_closed(sock):
+                    return sock, True
+                close_quietly(sock)
+        return connect(server.host, server.port, self.be.cfg.timeouts.connect), False
+
+    def _fail_before_server(self, head, rec, start_mono, status, term) -> None:
+        be = self.be
+        if status == 503:
+            be.counters.count_status(503)
+        self._reject(rec, status, term, start_mono, got_bytes=True)
+
+    # ---- one round trip to a server ---------------------------------------
+    def _send_and_relay(self, server, sock, reused, head, out_head, rec, start_mono,
+                        server_close, cookie_name, req_flag, replayable):
+        """Returns True/False (keep the client connection) or "retry"."""
+        ctx = self.ctx
+        clock = ctx.clock
+        be = self.be
+        client = self.client
+        server_timeout = self.be_timeouts.server / 1000.0
+        client_timeout = self.timeouts.client / 1000.0
+        parser = self.parser
+        keep_server = False
+        got_response_byte = False
+        finalized = False  # True once release and log were done on an error path
+        bytes_out = 0
+        try:
+            sock.settimeout(server_timeout)
+            t_sent = clock.mono()
+            try:
+                sock.sendall(out_head)
+            except OSError:
+                if replayable:
+                    finalized = True
+                    return "retry"
+                raise _ServerGone() from None
+            server.counters.bytes_in += len(out_head)
+            be.counters.bytes_in += len(out_head)
+            rparser = ResponseParser(ctx.tune.max_header_bytes, ctx.tune.maxhdr)
+            rparser.expect_response_to(head.method)
+            body_pending = head.body_kind != "none"
+            client_closes = False
+            if body_pending and not head.expect_continue:
+                self._relay_request_body(sock, client_timeout)
+                body_pending = False
+            # Read the response head (relaying interim 1xx answers).
+            while True:
+                try:
+                    response = self._read_response_head(sock, rparser)
+                except socket.timeout:
+                    finalized = True
+                    self._server_failed(server, rec, 504, "sH--", start_mono)
+                    return False
+                except (ProtocolError, OSError) as exc:
+                    if isinstance(exc, OSError) and not got_response_byte and (replayable or reused):
+                        finalized = True
+                        return "retry"
+                    server.counters.err_resp += 1
+                    be.counters.err_resp += 1
+                    finalized = True
+                    self._server_failed(server, rec, 502, "PH--" if isinstance(exc, ProtocolError) else "SH--",
+                                        start_mono)
+                    return False
+                if response is None:
+                    # The server closed without answering a byte.
+                    if (replayable or reused) and not got_response_byte:
+                        finalized = True
+                        return "retry"
+                    server.counters.err_resp += 1
+                    be.counters.err_resp += 1
+                    finalized = True
+                    self._server_failed(server, rec, 502, "SH--", start_mono)
+                    return False
+                got_response_byte = True
+                if 100 <= response.status < 200 and response.status != 101:
+                    client.settimeout(client_timeout)
+                    client.sendall(response.raw)
+                    bytes_out += len(response.raw)
+                    if response.status == 100 and body_pending:
+                        self._relay_request_body(sock, client_timeout)
+                        body_pending = False
+                    continue
+                break
+            if body_pending:
+                # Final answer before the client sent its body (Expect:
+                # 100-continue refused): the client stream cannot be reused.
+                client_closes = True
+            rec.t_response = int((clock.mono() - t_sent) * 1000)
+            status = response.status
+            rec.status = status
+            keep_client = (head.keep_alive and self.mode != "close" and response.body_kind != "close"
+                           and not client_closes)
+            keep_server = not server_close and response.keep_alive and self.mode == "keep-alive"
+            resp_flag, out = self._response_headers(response, server, cookie_name, req_flag,
+                                                    keep_client, head)
+            rec.termination = "--" + req_flag + resp_flag if be.cfg.cookie else "----"
+            client.settimeout(client_timeout)
+            try:
+                client.sendall(out)
+            except (OSError, socket.timeout):
+                raise _ClientGone() from None
+            bytes_out += len(out)
+            if status == 101 or (head.method == b"CONNECT" and 200 <= status < 300):
+                bytes_out += self._tunnel(sock, rparser)
+                keep_client = keep_server = False
+            else:
+                bytes_out += self._relay_response_body(sock, rparser)
+            server.counters.count_status(status)
+            be.counters.count_status(status)
+            self.fe.counters.count_status(status)
+            return keep_client
+        except _ClientGone:
+            server.counters.cli_abrt += 1
+            be.counters.cli_abrt += 1
+            keep_server = False
+            rec.termination = "CD--"
+            return False
+        except (_ServerGone, OSError):
+            server.counters.srv_abrt += 1
+            be.counters.srv_abrt += 1
+            keep_server = False
+            rec.termination = "SD--"
+            return False
+        finally:
+            if keep_server and len(server.idle) < MAX_IDLE_PER_SERVER and server.usable:
+                sock.settimeout(None)
+                server.idle.append(sock)
+            else:
+                close_quietly(sock)
+            if not finalized:
+                rec.bytes_out = bytes_out
+                server.counters.bytes_out += bytes_out
+                be.counters.bytes_out += bytes_out
+                self.fe.counters.bytes_out += bytes_out
+                ctx.process.bytes_out += bytes_out
+                be.release(server)
+                self._finish_log(rec, start_mono)
+
+    def _read_response_head(self, sock, rparser) -> ResponseHead | None:
+        while True:
+            event = rparser.next_event()
+            if event is NEED_DATA:
+                data = sock.recv(RECV_SIZE)
+                if not data and not rparser.trailing_data:
+                    # EOF before any byte of this response.
+                    rparser.receive_data(b"")
+                    nxt = rparser.next_event()
+                    if isinstance(nxt, ResponseHead):
+                        return nxt
+                    return None
+                rparser.receive_data(data)
+                continue
+            if isinstance(event, ResponseHead):
+                return event
+            if event is ConnectionClosed or isinstance(event, ConnectionClosed):
+                return None
+            raise ProtocolError("unexpected event before response head", 502)
+
+    def _relay_request_body(self, sock, client_timeout) -> None:
+        parser = self.parser
+        client = self.client
+        counters = self.fe.counters
+        while True:
+            event = parser.next_event()
+            if event is NEED_DATA:
+                client.settimeout(client_timeout)
+                try:
+                    data = client.recv(RECV_SIZE)
+                except (OSError, socket.timeout):
+                    raise _ClientGone() from None
+                if not data:
+                    raise _ClientGone()
+                counters.bytes_in += len(data)
+                parser.receive_data(data)
+                continue
+            if type(event) is Data:
+                try:
+                    sock.sendall(event.data)
+                except (OSError, socket.timeout):
+                    raise _ServerGone() from None
+                continue
+            if event is EndOfMessage or isinstance(event, EndOfMessage):
+                return
+            raise _ClientGone()
+
+    def _relay_response_body(self, sock, rparser) -> int:
+        client = self.client
+        sent = 0
+        while True:
+            event = rparser.next_event()
+            if event is NEED_DATA:
+                try:
+                    data = sock.recv(RECV_SIZE)
+                except (OSError, socket.timeout):
+                    raise _ServerGone() from None
+                try:
+                    rparser.receive_data(data)
+                except ProtocolError:
+                    raise _ServerGone() from None
+                continue
+            if type(event) is Data:
+                try:
+                    client.sendall(event.data)
+                except (OSError, socket.timeout):
+                    raise _ClientGone() from None
+                sent += len(event.data)
+                continue
+            if event is EndOfMessage or isinstance(event, EndOfMessage):
+                return sent
+            raise _ServerGone()
+
+    def _response_headers(self, response: ResponseHead, server, cookie_name, req_flag, keep_client, head):
+        cookie_cfg = self.be.cfg.cookie
+        resp_flag = "-"
+        out = []
+        append = out.append
+        for name, value in response.headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                continue
+            if cookie_cfg is not None and lname == b"set-cookie":
+                if cookie_cfg.mode in ("prefix", "rewrite") and server.cookie:
+                    rewritten = rewrite_set_cookie(cookie_cfg, cookie_name, value, server.cookie)
+                    if rewritten is not None:
+                        append((name, rewritten))
+                        resp_flag = "R"
+                        continue
+                elif cookie_cfg.mode == "insert" and not cookie_cfg.preserve and \
+                        value.lstrip().startswith(cookie_name + b"="):
+                    continue  # the server's own cookie of that name is replaced by ours
+            append((name, value))
+        if cookie_cfg is not None:
+            if cookie_cfg.mode == "insert" and req_flag != "V" or (
+                    cookie_cfg.mode == "insert" and req_flag == "V" and not cookie_cfg.indirect
+                    and self._client_cookie_differs(head, server, cookie_name)):
+                if not cookie_cfg.postonly or head.method == b"POST":
+                    append((b"Set-Cookie", insert_cookie_value(cookie_cfg, cookie_name, server.cookie)))
+                    resp_flag = "I"
+                    if cookie_cfg.nocache and not _has_private_cache(response):
+                        append((b"Cache-Control", b"private"))
+            elif resp_flag == "-":
+                resp_flag = "N"
+        if keep_client:
+            if head.version == b"HTTP/1.0":
+                append((b"Connection", b"keep-alive"))
+        elif response.status != 101:
+            append((b"Connection", b"close"))
+        else:
+            append((b"Connection", b"upgrade"))
+        return resp_flag, serialize_response_head(response.version, response.status, response.reason, out)
+
+    @staticmethod
+    def _client_cookie_differs(head, server, cookie_name) -> bool:
+        return False
+
+    def _server_failed(self, server, rec, status, term, start_mono) -> None:
+        be = self.be
+        be.counters.count_status(status)
+        server.counters.count_status(status)
+        self._reject(rec, status, term, start_mono, got_bytes=True)
+        be.release(server)
+
+    def _tunnel(self, sock, rparser) -> int:
+        """After 101 Switching Protocols: relay raw bytes both ways."""
+        from gproxy.tunnel import pump_both_ways
+        leftover_client = self.parser.take_trailing_data()
+        leftover_server = rparser.take_trailing_data()
+        timeout = self.timeouts.eff_tunnel / 1000.0
+        return pump_both_ways(self.client, sock, timeout, leftover_client, leftover_server)[1]
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class _ServerGone(Exception):
+    pass
+
+
+def _has_private_cache(response: ResponseHead) -> bool:
+    for value in response.header_values(b"cache-control"):
+        lowered = value.lower()
+        if b"private" in lowered or b"no-cache" in lowered or b"no-store" in lowered:
+            return True
+    return False

@@ -1,0 +1,174 @@
+"""The gproxy process: builds live state from a Config, binds, serves.
+
+`Gproxy` wires the parts together and owns their lifecycle: listeners (one
+gevent StreamServer per bind, its pool bounded by the frontend's maxconn so
+backpressure happens at accept), health checkers (one greenlet per checked
+server), log sinks, and the event subscriptions that turn state changes into
+log messages. The per-connection work is in http_proxy / tcp_proxy.
+"""
+
+from __future__ import annotations
+
+import random
+import sys
+from functools import partial
+
+import gevent
+from gevent.event import Event
+from gevent.lock import BoundedSemaphore
+from gevent.pool import Pool
+from gevent.server import StreamServer
+
+from gproxy.checker import HealthChecker, run_check
+from gproxy.config.model import Config, LogTarget
+from gproxy.context import Clock, ProxyContext
+from gproxy.events import BackendStateChanged, EventBus, ServerStateChanged
+from gproxy.http_proxy import HttpSession
+from gproxy.listeners import bind_tcp
+from gproxy.logfmt import format_httplog, format_tcplog
+from gproxy.logsink import LogSink
+from gproxy.netio import close_quietly
+from gproxy.runtime import BackendRuntime, FrontendRuntime, ProcessState
+from gproxy.tcp_proxy import TcpSession
+
+GRACEFUL_STOP_TIMEOUT = 30.0  # seconds a soft stop waits for connections
+
+
+class Gproxy:
+    def __init__(self, config: Config, bus: EventBus | None = None, clock: Clock | None = None,
+                 foreground: bool = True):
+        self.config = config
+        self.bus = bus or EventBus()
+        self.clock = clock or Clock()
+        now = self.clock.wall()
+        g = config.global_
+        self.process = ProcessState(started=now, maxconn=g.maxconn)
+        self.ctx = ProxyContext(bus=self.bus, process=self.process, tune=g.tune, clock=self.clock)
+        self.backends = {name: BackendRuntime(cfg, self.bus, now, self.clock.wall)
+                         for name, cfg in config.backends.items()}
+        self.frontends: dict[str, FrontendRuntime] = {}
+        for name, cfg in config.frontends.items():
+            backend = self.backends.get(cfg.default_backend) if cfg.default_backend else None
+            self.frontends[name] = FrontendRuntime(cfg, backend)
+            if backend is not None:
+                backend.frontend_maxconn += cfg.maxconn
+        self._sinks: dict[tuple[LogTarget, ...], LogSink] = {}
+        self.global_sink = self._sink(g.log)
+        self.foreground = foreground
+        self.listening: list[tuple[FrontendRuntime, object]] = []  # (frontend, socket)
+        self.servers: list[StreamServer] = []
+        self._conn_slots = BoundedSemaphore(max(1, g.maxconn))
+        self._stopped = Event()
+        self.bus.subscribe(ServerStateChanged, self._on_server_change)
+        self.bus.subscribe(BackendStateChanged, self._on_backend_change)
+
+    # ---- logs ----------------------------------------------------------------
+    def _sink(self, targets: tuple[LogTarget, ...]) -> LogSink | None:
+        if not targets:
+            return None
+        sink = self._sinks.get(targets)
+        if sink is None:
+            sink = self._sinks[targets] = LogSink(targets, tag="gproxy")
+        return sink
+
+    def _message(self, backend_name: str, message: str, severity: str) -> None:
+        backend = self.backends.get(backend_name)
+        sink = self._sink(backend.cfg.log.targets) if backend else self.global_sink
+        sink = sink or self.global_sink
+        if sink is not None:
+            sink.log_message(message, severity)
+        if self.foreground:
+            print(f"[gproxy] {message}", file=sys.stderr, flush=True)
+
+    def _on_server_change(self, event: ServerStateChanged) -> None:
+        severity = "alert" if event.new.startswith(("DOWN", "MAINT")) else "notice"
+        self._message(event.backend, event.message, severity)
+
+    def _on_backend_change(self, event: BackendStateChanged) -> None:
+        self._message(event.backend, event.message, "notice" if event.up else "emerg")
+
+    def _access_logger(self, fe: FrontendRuntime):
+        cfg = fe.cfg
+        sink = self._sink(cfg.log.targets)
+        if sink is None:
+            return None
+        formatter = format_httplog if (cfg.mode == "http" and cfg.log.httplog) else format_tcplog
+        log_record = sink.log_record
+        return lambda rec: log_record(rec, formatter)
+
+    # ---- lifecycle -----------------------------------------------------------
+    def bind(self) -> None:
+        """Bind every listener (before daemonizing, so errors are visible)."""
+        for fe in self.frontends.values():
+            for address in fe.cfg.bind:
+                self.listening.append((fe, bind_tcp(address)))
+
+    def start(self) -> None:
+        if not self.listening:
+            self.bind()
+        for fe, sock in self.listening:
+            handler = partial(self._handle, fe, self._access_logger(fe),
+                              HttpSession if fe.cfg.mode == "http" else TcpSession)
+            server = StreamServer(sock, handle=handler, spawn=Pool(max(1, fe.maxconn)))
+            server.start()
+            self.servers.append(server)
+        self._start_checks()
+
+    def _start_checks(self) -> None:
+        for backend in self.backends.values():
+            cfg = backend.cfg
+            for server in backend.servers:
+                scfg = server.cfg
+                if not scfg.check:
+                    continue
+                port = scfg.check_port or scfg.address.port
+                runner = partial(run_check, scfg.address.host, port, cfg.httpchk,
+                                 cfg.timeouts.connect, cfg.timeouts.check, scfg.inter)
+                interval = partial(server.health.next_interval_ms, scfg.inter,
+                                   scfg.eff_fastinter, scfg.eff_downinter)
+                checker = HealthChecker(
+                    f"{backend.name}/{server.name}", run=runner, interval=interval,
+                    on_result=partial(self._check_result, server),
+                    # Spread first checks over the first interval, as HAProxy does.
+                    first_delay_ms=random.randint(0, max(0, min(scfg.inter, 1000))),
+                )
+                server.checker = checker
+                checker.start()
+
+    def _check_result(self, server, outcome) -> None:
+        server.check_done(outcome, self.clock.wall())
+
+    def _handle(self, fe: FrontendRuntime, log, session_class, client, address) -> None:
+        process = self.process
+        counters = fe.counters
+        with self._conn_slots:
+            process.cur_conns += 1
+            process.cum_conns += 1
+            counters.enter(self.clock.wall())
+            counters.conn_tot += 1
+            try:
+                session_class(self.ctx, fe, client, address, log).run()
+            finally:
+                counters.cur -= 1
+                process.cur_conns -= 1
+                close_quietly(client)
+
+    def serve_forever(self) -> None:
+        self.start()
+        self._stopped.wait()
+
+    def stop(self, graceful: bool = True, timeout: float = GRACEFUL_STOP_TIMEOUT) -> None:
+        """Stop accepting; with `graceful`, let connections finish for `timeout`."""
+        self.process.stopping = True
+        for server in self.servers:
+            server.close()
+        for backend in self.backends.values():
+            for srv in backend.servers:
+                if srv.checker is not None:
+                    srv.checker.stop()
+        for server in self.servers:
+            server.stop(timeout=timeout if graceful else 0)
+        for sink in self._sinks.values():
+            sink.flush()
+            sink.close()
+        self._stopped.set()

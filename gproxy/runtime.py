@@ -1,0 +1,312 @@
+"""Live state of proxies and servers: counters, health, queues, selection.
+
+These objects are what the stats socket, the stats page and the checks read,
+and what the proxy layer updates. They do no I/O: the gevent layer calls
+`take_slot()`/`release()` around each request, feeds check outcomes to
+`ServerRuntime.apply()`, and waits on the `Waiter`s queued here. Counters are
+plain integers updated in place (cheap on the hot path; formatted off it).
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Callable, Protocol
+
+from gproxy.balance import make_balancer
+from gproxy.config.model import BackendConfig, FrontendConfig, ServerConfig
+from gproxy.events import BackendStateChanged, EventBus, ServerStateChanged
+from gproxy.health import CheckDone, CheckOutcome, ServerHealth
+
+IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
+MAX_IDLE_PER_SERVER = 64  # idle keep-alive connections kept per server
+
+
+class Waiter(Protocol):
+    """A queued request; `set(server)` hands it a slot (gevent AsyncResult fits)."""
+
+    def set(self, value: "ServerRuntime | None" = None) -> None: ...
+
+
+class Counters:
+    """HAProxy's per-proxy/per-server counters that `show stat` prints."""
+
+    __slots__ = (
+        "cur", "max", "total", "bytes_in", "bytes_out", "denied_req", "denied_resp",
+        "err_req", "err_conn", "err_resp", "retries", "redispatches", "hrsp",
+        "cli_abrt", "srv_abrt", "lbtot", "req_tot", "conn_tot", "last_sess",
+        "qmax", "q_time_sum", "c_time_sum", "r_time_sum", "t_time_sum", "timed",
+    )
+
+    def __init__(self) -> None:
+        self.clear(all_counters=True)
+
+    def clear(self, all_counters: bool) -> None:
+        self.max = 0
+        self.qmax = 0
+        if not all_counters:
+            return
+        self.cur = 0
+        self.total = self.bytes_in = self.bytes_out = 0
+        self.denied_req = self.denied_resp = 0
+        self.err_req = self.err_conn = self.err_resp = 0
+        self.retries = self.redispatches = 0
+        self.hrsp = [0, 0, 0, 0, 0, 0]  # 1xx..5xx, other
+        self.cli_abrt = self.srv_abrt = 0
+        self.lbtot = self.req_tot = self.conn_tot = 0
+        self.last_sess = 0.0
+        self.q_time_sum = self.c_time_sum = self.r_time_sum = self.t_time_sum = 0
+        self.timed = 0
+
+    def count_status(self, status: int) -> None:
+        index = status // 100 - 1
+        self.hrsp[index if 0 <= index < 5 else 5] += 1
+
+    def enter(self, now: float) -> None:
+        self.cur += 1
+        self.total += 1
+        self.last_sess = now
+        if self.cur > self.max:
+            self.max = self.cur
+
+
+class ServerRuntime:
+    """One server: its config, health state, counters, queue and idle connections."""
+
+    def __init__(self, backend: "BackendRuntime", cfg: ServerConfig, now: float):
+        self.backend = backend
+        self.cfg = cfg
+        self.name = cfg.name
+        self.id = cfg.id
+        self.host = cfg.address.host
+        self.port = cfg.address.port
+        self.cookie = cfg.cookie.encode() if cfg.cookie else None
+        self.initial_weight = cfg.weight
+        self.weight = cfg.weight  # effective weight used by the balancer
+        self.maxconn = cfg.maxconn
+        self.maxqueue = cfg.maxqueue
+        self.health = ServerHealth(rise=cfg.rise, fall=cfg.fall, check_enabled=cfg.check,
+                                   disabled=cfg.disabled, now=now)
+        self.counters = Counters()
+        self.queue: collections.deque[Waiter] = collections.deque()
+        self.idle: list = []  # idle keep-alive sockets to this server
+        self.checker = None  # set by the process layer when checks run
+
+    # The balancer reads these two attributes.
+    @property
+    def cur_conns(self) -> int:
+        return self.counters.cur + len(self.queue)
+
+    @property
+    def is_full(self) -> bool:
+        return self.maxconn > 0 and self.counters.cur >= self.maxconn
+
+    @property
+    def usable(self) -> bool:
+        return self.weight > 0 and self.health.usable_for_new_traffic
+
+    @property
+    def status(self) -> str:
+        return self.health.status_text()
+
+    def apply(self, event, now: float) -> None:
+        """Feed a health/admin event; publish what changed."""
+        was_usable = self.backend.has_usable_server()
+        for transition in self.health.process_event(event, now):
+            self.backend.on_server_transition(self, transition, now)
+        self.backend.after_server_change(was_usable, now)
+
+    def check_done(self, outcome: CheckOutcome, now: float) -> None:
+        self.apply(CheckDone(outcome), now)
+
+
+class BackendRuntime:
+    """A backend: its servers, balancer, backend queue and counters."""
+
+    def __init__(self, cfg: BackendConfig, bus: EventBus, now: float, clock: Callable[[], float]):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.bus = bus
+        self.clock = clock
+        self.servers = [ServerRuntime(self, s, now) for s in cfg.servers]
+        self.by_name = {s.name: s for s in self.servers}
+        self.by_cookie = {s.cookie: s for s in self.servers if s.cookie}
+        self.balancer = make_balancer(cfg.balance, cfg.hash_type)
+        self.queue: collections.deque[Waiter] = collections.deque()
+        self.counters = Counters()
+        self.frontend_maxconn = 0  # sum of the maxconn of frontends using it (for slim)
+        self.last_change = now
+        self.down_since: float | None = None if self.has_usable_server() else now
+        self.downtime = 0.0
+
+    # ---- selection -------------------------------------------------------
+    def usable_group(self) -> list[ServerRuntime]:
+        """Usable servers of the active group: actives, else the backups
+        (only the first one unless `allbackups`)."""
+        actives = [s for s in self.servers if not s.cfg.backup and s.usable]
+        if actives:
+            return actives
+        backups = [s for s in self.servers if s.cfg.backup and s.usable]
+        if backups and not self.cfg.allbackups:
+            return backups[:1]
+        return backups
+
+    def has_usable_server(self) -> bool:
+        return any(s.usable for s in self.servers)
+
+    def pick(self, key: bytes | None, avoid: ServerRuntime | None = None) -> tuple[ServerRuntime | None, bool]:
+        """(server, must_queue). (None, False): no server at all -> 503."""
+        group = self.usable_group()
+        if not group:
+            return None, False
+        free = [s for s in group if not s.is_full]
+        if not free:
+            return None, True
+        server = self.balancer.pick(free, key, avoid)
+        if server is None:
+            return None, True
+        return server, False
+
+    def persistent_server(self, cookie: bytes) -> ServerRuntime | None:
+        return self.by_cookie.get(cookie)
+
+    # ---- slots and queues ------------------------------------------------
+    def take_slot(self, server: ServerRuntime, now: float) -> None:
+        server.counters.enter(now)
+        server.counters.lbtot += 1
+        self.counters.enter(now)
+
+    def release(self, server: ServerRuntime) -> None:
+        """A request left `server`: hand its slot to the oldest waiter."""
+        server.counters.cur -= 1
+        self.counters.cur -= 1
+        self.dequeue(server)
+
+    def dequeue(self, server: ServerRuntime) -> None:
+        while not server.is_full and (server.queue or self.queue):
+            if server.queue and server.health.usable_for_persistent:
+                waiter = server.queue.popleft()
+            elif self.queue and server.usable:
+                waiter = self.queue.popleft()
+            else:
+                return
+            self.take_slot(server, self.clock())
+            waiter.set(server)
+
+    def enqueue(self, waiter: Waiter, server: ServerRuntime | None) -> int:
+        """Queue a request; returns its position (requests ahead of it)."""
+        queue = server.queue if server else self.queue
+        queue.append(waiter)
+        counters = server.counters if server else self.counters
+        counters.qmax = max(counters.qmax, len(queue))
+        return len(queue) - 1
+
+    def cancel(self, waiter: Waiter, server: ServerRuntime | None) -> None:
+        queue = server.queue if server else self.queue
+        try:
+            queue.remove(waiter)
+        except ValueError:
+            pass
+
+    def wake_queues(self) -> None:
+        """Servers became usable again: let them pull queued requests."""
+        for server in self.servers:
+            if server.usable:
+                self.dequeue(server)
+
+    def redistribute_queue(self, server: ServerRuntime) -> None:
+        """A server became unusable: its persistent waiters go back to the
+        backend queue (HAProxy requeues them; redispatch picks another)."""
+        while server.queue:
+            self.queue.append(server.queue.popleft())
+        self.wake_queues()
+
+    # ---- state changes ---------------------------------------------------
+    def counts(self) -> tuple[int, int]:
+        act = sum(1 for s in self.servers if not s.cfg.backup and s.usable)
+        bck = sum(1 for s in self.servers if s.cfg.backup and s.usable)
+        return act, bck
+
+    def on_server_transition(self, server: ServerRuntime, transition, now: float) -> None:
+        act, bck = self.counts()
+        if transition.kind == "went_down" or transition.kind == "entered_maint":
+            tail = (f"{act} active and {bck} backup servers left. {server.counters.cur} sessions active, "
+                    f"0 requeued, {len(self.queue)} remaining in queue.")
+        else:
+            tail = (f"{act} active and {bck} backup servers online. 0 sessions requeued, "
+                    f"{len(self.queue)} total in queue.")
+        message = f"Server {self.name}/{server.name} is {_verb(transition)}, reason: {transition.reason}. {tail}"
+        if not server.usable:
+            self.redistribute_queue(server)
+            close_idle(server)
+        else:
+            self.wake_queues()
+        self.bus.publish(ServerStateChanged(
+            backend=self.name, server=server.name, old=transition.old, new=transition.new,
+            reason=transition.reason, message=message, active_left=act, backup_left=bck, at=self.clock()))
+
+    def after_server_change(self, was_usable: bool, now: float) -> None:
+        usable = self.has_usable_server()
+        if usable == was_usable:
+            return
+        self.last_change = now
+        if usable:
+            if self.down_since is not None:
+                self.downtime += now - self.down_since
+            self.down_since = None
+            message = f"backend {self.name} has a server available again."
+        else:
+            self.down_since = now
+            message = f"backend {self.name} has no server available!"
+            # Nothing can serve the backend queue any more: fail it now.
+            while self.queue:
+                self.queue.popleft().set(None)
+        self.bus.publish(BackendStateChanged(backend=self.name, up=usable, message=message, at=self.clock()))
+
+    def set_weight(self, server: ServerRuntime, weight: int) -> None:
+        server.weight = weight
+        if weight > 0:
+            self.dequeue(server)
+
+
+def _verb(transition) -> str:
+    return {
+        "went_down": "DOWN",
+        "went_up": "UP",
+        "entered_drain": "entering drain state",
+        "left_drain": "UP (leaving forced drain)",
+        "entered_maint": "going DOWN for maintenance",
+        "left_maint": "UP/READY (leaving forced maintenance)",
+        "stopping": "stopping",
+    }.get(transition.kind, transition.new)
+
+
+def close_idle(server: ServerRuntime) -> None:
+    while server.idle:
+        sock = server.idle.pop()
+        try:
+            sock.close()
+        except OSError:
+            pass
+
+
+class FrontendRuntime:
+    def __init__(self, cfg: FrontendConfig, backend: BackendRuntime | None):
+        self.cfg = cfg
+        self.name = cfg.name
+        self.backend = backend
+        self.counters = Counters()
+        self.maxconn = cfg.maxconn
+        self.enabled = True
+
+
+class ProcessState:
+    """Process-wide counters for `show info`."""
+
+    def __init__(self, started: float, maxconn: int):
+        self.started = started
+        self.maxconn = maxconn
+        self.cur_conns = 0
+        self.cum_conns = 0
+        self.cum_req = 0
+        self.stopping = False
+        self.bytes_out = 0
