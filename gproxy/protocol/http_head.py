@@ -1,0 +1,220 @@
+"""Parsing of one complete HTTP/1.x message head (RFC 9112 sections 2-6).
+
+The parsers in `http.py` cut a head out of their buffer (request or status
+line through the empty line) and hand it here whole. Everything below works on
+the whole head with C-level bytes methods (count, replace, split, translate)
+instead of per-byte or per-header regex work: this runs once per request.
+
+Strictness follows HAProxy rather than Postel: smuggling vectors (obs-fold,
+space before colon, conflicting or malformed Content-Length, Content-Length
+with Transfer-Encoding, a request whose last coding is not chunked) are
+refused. Bare LF line endings are accepted, bare CR never is.
+"""
+
+from __future__ import annotations
+
+from gproxy.errors import ProtocolError
+from gproxy.protocol.http_events import RequestHead, ResponseHead
+
+# RFC 9110 5.6.2 token characters.
+TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# Bytes that may not appear in a request-target: controls and space.
+CTL_OR_SP = bytes(range(0x21)) + b"\x7f"
+# Content-Length beyond 18 digits (about 1 EB) is nonsense and would not fit
+# the peer's 64-bit counters: refuse it rather than carry a huge int around.
+MAX_CONTENT_LENGTH_DIGITS = 18
+
+KNOWN_METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH")
+)
+# Headers whose values decide framing or connection handling.
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"))
+
+_V10 = b"HTTP/1.0"
+_V11 = b"HTTP/1.1"
+
+
+def split_head(
+    head: bytes, max_headers: int, bad_status: int, big_status: int
+) -> tuple[bytes, list[tuple[bytes, bytes]], list[bytes], dict[bytes, list[bytes]]]:
+    """Split a head into (first line, headers, lowercase names, framing headers).
+
+    `head` ends with its empty line. Header values have their surrounding
+    whitespace stripped; names are kept as received.
+    """
+    if b"\x00" in head:
+        raise ProtocolError("NUL byte in message head", bad_status)
+    crs = head.count(b"\r")
+    if crs:
+        # Every CR must start a CRLF: a lone CR is how requests get split
+        # differently by two parsers.
+        if head.count(b"\r\n") != crs:
+            raise ProtocolError("bare CR in message head", bad_status)
+        head = head.replace(b"\r\n", b"\n")
+    lines = head.split(b"\n")
+    del lines[-2:]  # the final "\n\n" leaves two empty strings
+    if len(lines) - 1 > max_headers:
+        raise ProtocolError(f"more than {max_headers} header lines", big_status)
+    headers: list[tuple[bytes, bytes]] = []
+    lnames: list[bytes] = []
+    framing: dict[bytes, list[bytes]] = {}
+    for i in range(1, len(lines)):
+        line = lines[i]
+        if line[0] in (32, 9):
+            raise ProtocolError("obsolete line folding in header", bad_status)
+        colon = line.find(b":")
+        if colon <= 0:
+            raise ProtocolError("header line without a name and colon", bad_status)
+        name = line[:colon]
+        value = line[colon + 1 :].strip(b" \t")
+        lname = name.lower()
+        headers.append((name, value))
+        lnames.append(lname)
+        if lname in _FRAMING:
+            framing.setdefault(lname, []).append(value)
+    # One translate over all names catches spaces before the colon and every
+    # other non-token byte without a check per header.
+    if lnames and b"".join(lnames).translate(None, TCHAR):
+        raise ProtocolError("invalid character in header name", bad_status)
+    return lines[0], headers, lnames, framing
+
+
+def _is_http1(version: bytes) -> bool | None:
+    """True for HTTP/1.1 semantics, False for HTTP/1.0, None if unsupported."""
+    if version == _V11:
+        return True
+    if version == _V10:
+        return False
+    # RFC 9112 2.3: an unknown 1.x minor version is handled as the highest we know.
+    if len(version) == 8 and version.startswith(b"HTTP/1.") and version[7:].isdigit():
+        return True
+    return None
+
+
+def _connection_tokens(framing: dict[bytes, list[bytes]]) -> list[bytes]:
+    values = framing.get(b"connection")
+    if not values:
+        return []
+    return [t.strip(b" \t") for t in b",".join(values).lower().split(b",")]
+
+
+def _keep_alive(v11: bool, tokens: list[bytes]) -> bool:
+    if b"close" in tokens:
+        return False
+    return v11 or b"keep-alive" in tokens
+
+
+def parse_content_length(values: list[bytes], status: int) -> int:
+    """The one length several Content-Length values agree on ("5, 5" is 5)."""
+    length = -1
+    for value in values:
+        for item in value.split(b","):
+            item = item.strip(b" \t")
+            # isdigit() on bytes is ASCII-only: no sign, no spaces, no "0x".
+            if not item.isdigit() or len(item) > MAX_CONTENT_LENGTH_DIGITS:
+                raise ProtocolError(f"invalid Content-Length {value!r}", status)
+            n = int(item)
+            if length < 0:
+                length = n
+            elif n != length:
+                raise ProtocolError("conflicting Content-Length values", status)
+    if length < 0:
+        raise ProtocolError("empty Content-Length", status)
+    return length
+
+
+def _codings(values: list[bytes]) -> list[bytes]:
+    return [c for c in (t.strip(b" \t") for t in b",".join(values).lower().split(b",")) if c]
+
+
+def parse_request_head(head: bytes, max_headers: int) -> RequestHead:
+    """Parse a complete request head; raise ProtocolError (400/431) if invalid."""
+    first, headers, lnames, framing = split_head(head, max_headers, 400, 431)
+    parts = first.split(b" ")
+    if len(parts) != 3:
+        raise ProtocolError("malformed request line")
+    method, target, version = parts
+    if method not in KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
+        raise ProtocolError("invalid request method")
+    if not target or len(target.translate(None, CTL_OR_SP)) != len(target):
+        raise ProtocolError("invalid request target")
+    v11 = _is_http1(version)
+    if v11 is None:
+        raise ProtocolError("unsupported HTTP version")
+    tokens = _connection_tokens(framing)
+    keep_alive = _keep_alive(v11, tokens)
+
+    body_kind = "none"
+    content_length = None
+    te = framing.get(b"transfer-encoding")
+    cl = framing.get(b"content-length")
+    if te is not None:
+        if cl is not None:
+            raise ProtocolError("both Content-Length and Transfer-Encoding")
+        codings = _codings(te)
+        if not codings or codings[-1] != b"chunked" or codings.count(b"chunked") != 1:
+            raise ProtocolError("Transfer-Encoding must end with a single chunked")
+        body_kind = "chunked"
+        if not v11:
+            # RFC 9112 6.1: framing of an HTTP/1.0 message with TE is suspect;
+            # process it, then close.
+            keep_alive = False
+    elif cl is not None:
+        content_length = parse_content_length(cl, 400)
+        body_kind = "length"
+
+    expect_continue = False
+    expect = framing.get(b"expect")
+    if expect is not None and v11:  # RFC 9110 10.1.1: ignored in HTTP/1.0
+        expect_continue = any(v.lower() == b"100-continue" for v in expect)
+    upgrade = b"upgrade" in tokens and any(framing.get(b"upgrade", ()))
+    return RequestHead(
+        method, target, version, headers, head, keep_alive, body_kind, content_length,
+        expect_continue, upgrade, lnames,
+    )  # fmt: skip
+
+
+def parse_response_head(head: bytes, max_headers: int, method: bytes) -> ResponseHead:
+    """Parse a complete response head to a `method` request; ProtocolError(502) if invalid."""
+    first, headers, lnames, framing = split_head(head, max_headers, 502, 502)
+    parts = first.split(b" ", 2)
+    if len(parts) < 2:
+        raise ProtocolError("malformed status line", 502)
+    version = parts[0]
+    code = parts[1]
+    v11 = _is_http1(version)
+    if v11 is None:
+        raise ProtocolError("unsupported HTTP version in response", 502)
+    if len(code) != 3 or not code.isdigit() or code[0] == 0x30:
+        raise ProtocolError("invalid status code", 502)
+    status = int(code)
+    reason = parts[2] if len(parts) == 3 else b""
+    keep_alive = _keep_alive(v11, _connection_tokens(framing))
+
+    body_kind = "none"
+    content_length = None
+    tunnel = False
+    if status == 101 or (method == b"CONNECT" and 200 <= status < 300):
+        tunnel = True
+    elif status < 200 or status == 204 or status == 304 or method == b"HEAD":
+        pass
+    elif (te := framing.get(b"transfer-encoding")) is not None:
+        # RFC 9112 6.3: Transfer-Encoding overrides Content-Length.
+        codings = _codings(te)
+        if codings.count(b"chunked") > 1:
+            raise ProtocolError("chunked applied twice", 502)
+        if codings and codings[-1] == b"chunked":
+            body_kind = "chunked"
+        else:
+            body_kind = "close"  # RFC 9112 6.3 rule 4: read until the server closes
+        if not v11 or body_kind == "close":
+            keep_alive = False
+    elif (cl := framing.get(b"content-length")) is not None:
+        content_length = parse_content_length(cl, 502)
+        body_kind = "length"
+    else:
+        body_kind = "close"
+        keep_alive = False
+    return ResponseHead(
+        version, status, reason, headers, head, keep_alive, body_kind, content_length, tunnel, lnames
+    )
