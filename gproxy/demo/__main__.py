@@ -1,0 +1,127 @@
+"""`make demo`: the seed's load balancer on loopback, with its four servers.
+
+Starts four demo backends (ents3, ents2, ents1 and the maintenance server),
+gproxy with the embedded copy of the seed's configuration (addresses
+rewritten to 127.0.0.1, short check timers, the maintenance server as
+backup), and a syslog receiver that writes gproxy's log to a file. Prints
+what to try, and stops everything cleanly on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_CONFIG = HERE / "esup-proxy.toml"
+PREFERRED_FRONTEND_PORT = 8080
+
+
+def _port(preferred: int | None = None) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred or 0))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _syslog_receiver(path: Path) -> tuple[int, threading.Thread]:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+
+    def loop() -> None:
+        with open(path, "ab", buffering=0) as out:
+            while True:
+                data = sock.recv(65536)
+                out.write(data if data.endswith(b"\n") else data + b"\n")
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return sock.getsockname()[1], thread
+
+
+def build_config(text: str, frontend_port: int, backend_ports: dict[str, int], log_port: int, workdir: Path) -> str:
+    """Rewrite the seed's addresses to loopback and shorten the timers."""
+    text = text.replace("udp://192.0.2.14:514", f"udp://127.0.0.1:{log_port}")
+    text = text.replace('"192.0.2.15:80"', f'"127.0.0.1:{frontend_port}"')
+    text = text.replace('except = "192.0.2.15"', 'except = "127.0.0.2"')
+    for old, port in backend_ports.items():
+        text = text.replace(f'"{old}"', f'"127.0.0.1:{port}"')
+    text = re.sub(r'inter = ("5s"|5000)', 'inter = "1s"', text)
+    text = text.replace('path = "/run/gproxy/admin.sock"', f'path = "{workdir}/admin.sock"')
+    return text
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main() -> int:
+    workdir = Path(tempfile.mkdtemp(prefix="gproxy-demo-"))
+    log_path = workdir / "gproxy.log"
+    log_path.touch()
+    log_port, _ = _syslog_receiver(log_path)
+    names = {"192.0.2.16:80": "ents3", "192.0.2.17:80": "ents2", "192.0.2.18:80": "ents1",
+             "192.0.2.19:80": "ent-maintenance"}
+    ports = {old: _port() for old in names}
+    frontend_port = _port(PREFERRED_FRONTEND_PORT)
+    children: list[subprocess.Popen] = []
+    try:
+        for old, name in names.items():
+            proc = subprocess.Popen([sys.executable, "-m", "gproxy.demo.backend", "--listen",
+                                     f"127.0.0.1:{ports[old]}", "--name", name],
+                                    stdout=subprocess.PIPE, text=True)
+            children.append(proc)
+            proc.stdout.readline()  # "ready ..."
+        config_path = workdir / "esup-proxy.toml"
+        config_path.write_text(build_config(DEFAULT_CONFIG.read_text(), frontend_port, ports, log_port, workdir))
+        gproxy = subprocess.Popen([sys.executable, "-m", "gproxy", "run", str(config_path), "--foreground"])
+        children.append(gproxy)
+        time.sleep(0.5)
+        if gproxy.poll() is not None:
+            print("gproxy failed to start; see the messages above", file=sys.stderr)
+            return 1
+        url = f"http://127.0.0.1:{frontend_port}/"
+        print(f"""
+gproxy demo is running (the seed's configuration, on loopback).
+
+  Try:        curl -i {url}
+              curl -i '{url}setcookie?name=JSESSIONID&value=abc'   (the cookie comes back prefixed: s3~abc)
+              curl -i {url}echo -H 'Cookie: JSESSIONID=s2~xyz'     (persistence to ents2, which sees xyz)
+  Weights:    for i in $(seq 385); do curl -s {url}; done | sort | uniq -c
+  Log:        tail -f {log_path}
+  Config:     {config_path}
+  Backends:   {', '.join(f'{n}=127.0.0.1:{ports[o]}' for o, n in names.items())}
+  Failover:   kill the ents* backends (see `ps`); the maintenance server takes over.
+
+Ctrl-C stops everything.
+""", flush=True)
+        signal.signal(signal.SIGTERM, _interrupt)
+        while gproxy.poll() is None:
+            time.sleep(0.5)
+        print(f"gproxy exited with status {gproxy.returncode}", file=sys.stderr)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in reversed(children):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in children:
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print("demo stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
