@@ -1,0 +1,536 @@
+"""The configuration loader: TOML text -> validated `model.Config`.
+
+Every value is checked against its declaration in schema.py; every problem is
+collected with its key path (`listen.web.server[1].weight: 300 is out of
+range 0..256`) and all of them are raised at once in one ConfigError, so
+`gproxy check` shows a user the whole list in one run. Then [defaults] is
+folded into each proxy, a listen becomes a frontend and a backend of the same
+name and id, and the cross-checks between proxies run.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gproxy.config.model import (
+    BackendConfig,
+    Config,
+    CookieConfig,
+    ForwardFor,
+    FrontendConfig,
+    GlobalConfig,
+    HttpCheck,
+    LogSettings,
+    LogTarget,
+    ServerConfig,
+    StatsSocket,
+    Timeouts,
+    Tune,
+)
+from gproxy.config.schema import (
+    COOKIE,
+    DEFAULT_SERVER,
+    FORWARDFOR,
+    GLOBAL,
+    HTTPCHK,
+    LOG_TARGET,
+    PROXY,
+    PROXY_KINDS,
+    PROXY_NAME,
+    SERVER,
+    SIDES,
+    STATS_SOCKET,
+    TIMEOUT,
+    TOP_LEVEL,
+    TUNE,
+    Section,
+    Setting,
+)
+from gproxy.config.types import Table, TableList, ValueType, kind_of, show
+from gproxy.errors import ConfigError
+
+# HAProxy numbers its internal GLOBAL proxy 1, so user proxies start at 2
+# (the iid column of `show stat`).
+FIRST_PROXY_ID = 2
+
+_INVALID = object()  # a value that failed validation (its problem is already recorded)
+_TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_SECTION_HEADER_RE = re.compile(
+    r"""^\s*\[\[?\s*(listen|frontend|backend)\s*\.\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))""",
+    re.MULTILINE,
+)
+
+
+def load_file(path: str) -> Config:
+    """Load and validate a TOML file; raise ConfigError listing every problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([(path, f"cannot read the file: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([(path, "cannot read the file: it is not UTF-8 text")]) from None
+    return load_string(text, source=path)
+
+
+def load_string(text: str, source: str = "<string>") -> Config:
+    """Load TOML text. Proxy ids follow the order of the sections in `text`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([(source, _toml_reason(exc))]) from None
+    return _Loader(source, _section_positions(text)).load(data)
+
+
+def load_dict(data: dict[str, Any], source: str = "<dict>") -> Config:
+    """Validate an already parsed TOML document (proxy ids follow dict order)."""
+    return _Loader(source, {}).load(data)
+
+
+def check_file(path: str) -> list[str]:
+    """What `gproxy check FILE` prints: one line per problem, or one summary line."""
+    try:
+        config = load_file(path)
+    except ConfigError as exc:
+        return exc.lines()
+    return [f"{path}: configuration is valid ({summary(config)})"]
+
+
+def summary(config: Config) -> str:
+    """A one-line census of a configuration: "1 listen, 2 frontends, 4 servers"."""
+    listens = sum(1 for fe in config.frontends.values() if fe.is_listen)
+    counts = [
+        (listens, "listen", "listens"),
+        (len(config.frontends) - listens, "frontend", "frontends"),
+        (len(config.backends) - listens, "backend", "backends"),
+        (sum(len(be.servers) for be in config.backends.values()), "server", "servers"),
+    ]
+    return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts)
+
+
+def _toml_reason(exc: tomllib.TOMLDecodeError) -> str:
+    message = str(exc)
+    match = _TOML_POSITION_RE.search(message)
+    where = ""
+    if match:
+        message = message[: match.start()]
+        where = f" (line {match.group(1)}, column {match.group(2)})"
+    return f"invalid TOML: {message[:1].lower()}{message[1:]}{where}"
+
+
+def _section_positions(text: str) -> dict[tuple[str, str], int]:
+    """Where each [kind.NAME] first appears: tomllib groups tables by kind, but
+    HAProxy numbers proxies in file order, so we recover that order here."""
+    positions: dict[tuple[str, str], int] = {}
+    for match in _SECTION_HEADER_RE.finditer(text):
+        kind, basic, literal, bare = match.groups()
+        name = bare if bare is not None else literal if literal is not None else _unescape(basic)
+        positions.setdefault((kind, name), match.start())
+    return positions
+
+
+def _unescape(basic: str) -> str:
+    try:
+        return str(json.loads(f'"{basic}"'))
+    except ValueError:
+        return basic
+
+
+def _did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(word, choices, n=1)
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+def _with_defaults(section: Section, given: dict[str, Any] | None) -> dict[str, Any]:
+    """Every key of `section`: the given value or the schema's default."""
+    given = given or {}
+    return {s.key: given.get(s.key, s.default) for s in section.settings}
+
+
+@dataclass
+class _Proxy:
+    kind: str  # listen, frontend or backend
+    name: str
+    path: str
+    own: dict[str, Any]  # the keys written in its section, validated
+    eff: dict[str, Any] = field(default_factory=dict)  # after folding [defaults]
+    inherited: set[str] = field(default_factory=set)
+
+
+class _Loader:
+    """One validation run: accumulates problems instead of stopping at the first."""
+
+    def __init__(self, source: str, positions: dict[tuple[str, str], int]):
+        self.source = source
+        self.positions = positions
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    # --- the whole document ---------------------------------------------------
+
+    def load(self, data: dict[str, Any]) -> Config:
+        if not isinstance(data, dict):
+            raise ConfigError([(self.source, f"expected a TOML document (a table), got {kind_of(data)}")])
+        for key in data:
+            if key not in TOP_LEVEL:
+                self.problem(key, "unknown section" + _did_you_mean(key, TOP_LEVEL))
+        global_values = self.table(data.get("global", {}), GLOBAL, "global") or {}
+        defaults = self.table(data.get("defaults", {}), PROXY, "defaults", kind="defaults") or {}
+        self.check_proxy_values(defaults, "defaults", "defaults")
+        proxies = self.read_proxies(data)
+        global_ = self.build_global(global_values)
+
+        frontends: dict[str, FrontendConfig] = {}
+        backends: dict[str, BackendConfig] = {}
+        for proxy_id, proxy in enumerate(proxies, start=FIRST_PROXY_ID):
+            self.fold(proxy, defaults)
+            if proxy.kind in ("listen", "frontend"):
+                frontends[proxy.name] = self.build_frontend(proxy, proxy_id, global_)
+            if proxy.kind in ("listen", "backend"):
+                backends[proxy.name] = self.build_backend(proxy, proxy_id, global_)
+        self.check_routes(proxies, frontends, backends)
+        if self.problems:
+            raise ConfigError(self.problems)
+        return Config(
+            global_=global_,
+            frontends=frontends,
+            backends=backends,
+            proxy_order=tuple(p.name for p in proxies),
+            source=self.source,
+        )
+
+    def read_proxies(self, data: dict[str, Any]) -> list[_Proxy]:
+        """Validate every proxy section; return them in file order, names unique."""
+        proxies: list[_Proxy] = []
+        for kind in [k for k in data if k in PROXY_KINDS]:
+            group = data[kind]
+            if not isinstance(group, dict):
+                self.problem(kind, f"expected named tables such as [{kind}.NAME], got {kind_of(group)}")
+                continue
+            for name, body in group.items():
+                path = f"{kind}.{name}"
+                try:
+                    PROXY_NAME.parse(name)
+                except ValueError as exc:
+                    self.problem(path, f"invalid proxy name: {exc}")
+                own = self.table(body, PROXY, path, kind=kind)
+                if own is not None:
+                    self.check_proxy_values(own, path, kind)
+                    proxies.append(_Proxy(kind, name, path, own))
+        unplaced = len(self.source) + 1 + max(self.positions.values(), default=0)
+        proxies.sort(key=lambda p: self.positions.get((p.kind, p.name), unplaced))
+        unique: list[_Proxy] = []
+        seen: dict[str, _Proxy] = {}
+        for proxy in proxies:
+            first = seen.get(proxy.name)
+            if first is None:
+                seen[proxy.name] = proxy
+                unique.append(proxy)
+            else:
+                self.problem(proxy.path, f'the name "{proxy.name}" is already used by [{first.path}] '
+                             "(a frontend and a backend share a name only as one [listen.NAME])")
+        return unique
+
+    # --- generic validation against the schema -----------------------------------
+
+    def table(self, raw: object, section: Section, path: str, kind: str | None = None) -> dict[str, Any] | None:
+        """Validate one table: unknown keys, types, required keys. Returns the
+        valid keys only (their problems are recorded), or None if not a table."""
+        if not isinstance(raw, dict):
+            self.problem(path, f"expected a table, got {kind_of(raw)}")
+            return None
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            key_path = f"{path}.{key}"
+            setting = section.get(key)
+            if setting is None:
+                self.unknown_key(key_path, key, section)
+            elif kind is None or self.allowed(setting, kind, key_path):
+                parsed = self.value(value, setting.type, key_path)
+                if parsed is not _INVALID:
+                    values[key] = parsed
+        for setting in section.settings:
+            if setting.required and setting.key not in raw:
+                self.problem(f"{path}.{setting.key}", f"missing: every {section.title} needs one")
+        if section is COOKIE and values.get("indirect") and values.get("mode") == "rewrite":
+            # HAProxy refuses it too: a rewritten cookie is always the server's to send.
+            self.problem(f"{path}.indirect", 'cannot be used with mode = "rewrite"')
+        return values
+
+    def value(self, raw: object, typ: ValueType | Table | TableList, path: str) -> Any:
+        if isinstance(typ, Table):
+            if typ.switch and isinstance(raw, bool):
+                return {} if raw else None
+            values = self.table(raw, typ.section, path)
+            return _INVALID if values is None else values
+        if isinstance(typ, TableList):
+            return self.table_list(raw, typ, path)
+        try:
+            return typ.parse(raw)
+        except ValueError as exc:
+            self.problem(path, str(exc))
+            return _INVALID
+
+    def table_list(self, raw: object, typ: TableList, path: str) -> Any:
+        if typ.keyword is not None and isinstance(raw, str):
+            if raw == typ.keyword:
+                return raw
+            self.problem(path, f'expected "{typ.keyword}" or an array of tables, got {kind_of(raw)}'
+                         + _did_you_mean(raw, [typ.keyword]))
+            return _INVALID
+        if typ.single and isinstance(raw, dict):
+            return [self.table(raw, typ.section, path)]
+        if isinstance(raw, bool) and raw is False and typ.keyword is not None:
+            return []
+        if not isinstance(raw, list):
+            wanted = "a table or an array of tables" if typ.single else "an array of tables"
+            self.problem(path, f"expected {wanted}, got {kind_of(raw)}")
+            return _INVALID
+        # Invalid items stay as None so that indexes (and server ids) keep their place.
+        return [self.table(item, typ.section, f"{path}[{i}]") for i, item in enumerate(raw)]
+
+    def unknown_key(self, path: str, key: str, section: Section) -> None:
+        hint = _did_you_mean(key, section.keys())
+        if not hint and section is PROXY and SERVER.get(key) is not None:
+            hint = " (a server setting: put it in a server table or in default_server)"
+        elif not hint and section is PROXY and TIMEOUT.get(key) is not None:
+            hint = f' (did you mean "timeout = {{ {key} = ... }}"?)'
+        self.problem(path, "unknown key" + hint)
+
+    def allowed(self, setting: Setting, kind: str, path: str) -> bool:
+        if kind == "defaults":
+            if not setting.in_defaults:
+                self.problem(path, "not allowed in [defaults]: write it in each proxy")
+                return False
+            return True
+        if kind == "listen" and setting.key == "default_backend":
+            self.problem(path, "not allowed in a listen section: a listen sends requests to its own servers")
+            return False
+        if not setting.scope & SIDES[kind]:
+            where = "backend and listen" if "backend" in setting.scope else "frontend and listen"
+            self.problem(path, f"not allowed in a {kind} section: it belongs in {where} sections")
+            return False
+        return True
+
+    def check_proxy_values(self, values: dict[str, Any], path: str, kind: str) -> None:
+        """Checks within one section (before [defaults] is folded in)."""
+        if values.get("httplog") and values.get("tcplog"):
+            self.problem(f"{path}.tcplog", "cannot be used together with httplog: choose one log format")
+        if kind != "defaults" and values.get("balance_uri_whole") and values.get("balance", "") != "uri":
+            self.problem(f"{path}.balance_uri_whole", 'only applies to balance = "uri"')
+
+    # --- folding [defaults] and the rules of modes ------------------------------------
+
+    def fold(self, proxy: _Proxy, defaults: dict[str, Any]) -> None:
+        """Compute the proxy's effective values: its own over [defaults]."""
+        sides = SIDES[proxy.kind]
+        for key, value in defaults.items():
+            setting = PROXY.get(key)
+            if setting is None or not setting.scope & sides:
+                continue
+            if proxy.kind == "listen" and key == "default_backend":
+                continue
+            proxy.eff[key] = value
+            proxy.inherited.add(key)
+        for key, value in proxy.own.items():
+            setting = PROXY.get(key)
+            inherited = proxy.eff.get(key)
+            if setting is not None and setting.merge and isinstance(inherited, dict) and isinstance(value, dict):
+                proxy.eff[key] = {**inherited, **value}
+            else:
+                proxy.eff[key] = value
+            proxy.inherited.discard(key)
+        self.apply_log_format(proxy)
+        if proxy.eff.get("mode", PROXY.get("mode").default) == "tcp":  # type: ignore[union-attr]
+            self.apply_tcp_mode(proxy)
+        if "balance_uri_whole" in proxy.inherited and proxy.eff.get("balance") != "uri":
+            del proxy.eff["balance_uri_whole"]
+
+    @staticmethod
+    def apply_log_format(proxy: _Proxy) -> None:
+        """httplog and tcplog exclude each other; the proxy's own choice beats [defaults]."""
+        eff = proxy.eff
+        if eff.get("httplog") and eff.get("tcplog"):
+            if "httplog" in proxy.inherited and "tcplog" not in proxy.inherited:
+                eff["httplog"] = False
+            elif "tcplog" in proxy.inherited and "httplog" not in proxy.inherited:
+                eff["tcplog"] = False
+
+    def apply_tcp_mode(self, proxy: _Proxy) -> None:
+        """HTTP features written in a tcp proxy are errors; inherited from
+        [defaults] they simply do not apply (httplog becomes tcplog, as in HAProxy)."""
+        for key in list(proxy.eff):
+            setting = PROXY.get(key)
+            if setting is None or not _is_http_feature(setting, proxy.eff[key]):
+                continue
+            if key in proxy.inherited:
+                del proxy.eff[key]
+                if key == "httplog" and "tcplog" not in proxy.own:
+                    proxy.eff["tcplog"] = True
+            else:
+                self.problem(f"{proxy.path}.{key}", 'needs mode = "http" (this proxy is in tcp mode)')
+
+    # --- building the value objects ---------------------------------------------
+
+    def build_global(self, values: dict[str, Any]) -> GlobalConfig:
+        settings = _with_defaults(GLOBAL, values)
+        sockets: list[StatsSocket] = []
+        paths: dict[str, int] = {}
+        for index, sock in enumerate(settings["stats_socket"] or ()):
+            if not sock or "path" not in sock:
+                continue
+            if sock["path"] in paths:
+                self.problem(f"global.stats_socket[{index}].path",
+                             f'{show(sock["path"])} is already used by stats_socket[{paths[sock["path"]]}]')
+            paths.setdefault(sock["path"], index)
+            sockets.append(StatsSocket(**_with_defaults(STATS_SOCKET, sock)))
+        return GlobalConfig(
+            maxconn=settings["maxconn"],
+            log=self.log_targets(settings["log"]),
+            chroot=settings["chroot"],
+            user=settings["user"],
+            group=settings["group"],
+            daemon=settings["daemon"],
+            pidfile=settings["pidfile"],
+            stats_sockets=tuple(sockets),
+            stats_timeout=settings["stats_timeout"],
+            tune=Tune(**_with_defaults(TUNE, settings["tune"])),
+            node=settings["node"],
+            grace=settings["grace"],
+        )
+
+    @staticmethod
+    def log_targets(items: Any) -> tuple[LogTarget, ...]:
+        return tuple(LogTarget(**_with_defaults(LOG_TARGET, t)) for t in items or () if t and "target" in t)
+
+    def log_settings(self, eff: dict[str, Any], global_: GlobalConfig) -> LogSettings:
+        log = eff.get("log")
+        targets = global_.log if log == "global" else self.log_targets(log)
+        return LogSettings(
+            targets=targets,
+            httplog=bool(eff.get("httplog", False)),
+            tcplog=bool(eff.get("tcplog", False)),
+            dontlognull=bool(eff.get("dontlognull", False)),
+            log_health_checks=bool(eff.get("log_health_checks", False)),
+        )
+
+    @staticmethod
+    def forwardfor(values: dict[str, Any] | None) -> ForwardFor | None:
+        if values is None:
+            return None
+        settings = _with_defaults(FORWARDFOR, values)
+        return ForwardFor(header=settings["header"], except_net=settings["except"], if_none=settings["if_none"])
+
+    def build_frontend(self, proxy: _Proxy, proxy_id: int, global_: GlobalConfig) -> FrontendConfig:
+        eff = _with_defaults(PROXY, proxy.eff)
+        if not eff["bind"]:
+            self.problem(f"{proxy.path}.bind", "missing: a frontend needs at least one address to listen on")
+        return FrontendConfig(
+            name=proxy.name,
+            id=proxy_id,
+            mode=eff["mode"],
+            bind=eff["bind"] or (),
+            default_backend=proxy.name if proxy.kind == "listen" else eff["default_backend"],
+            maxconn=eff["maxconn"],
+            timeouts=Timeouts(**_with_defaults(TIMEOUT, eff["timeout"])),
+            log=self.log_settings(eff, global_),
+            forwardfor=self.forwardfor(eff["forwardfor"]),
+            connection_mode=eff["connection_mode"],
+            is_listen=proxy.kind == "listen",
+            stats=eff["stats"],
+            prometheus=eff["prometheus"],
+        )
+
+    def build_backend(self, proxy: _Proxy, proxy_id: int, global_: GlobalConfig) -> BackendConfig:
+        eff = _with_defaults(PROXY, proxy.eff)
+        return BackendConfig(
+            name=proxy.name,
+            id=proxy_id,
+            mode=eff["mode"],
+            servers=self.build_servers(proxy, eff),
+            balance=eff["balance"],
+            hash_type=eff["hash_type"],
+            uri_whole=eff["balance_uri_whole"],
+            cookie=CookieConfig(**_with_defaults(COOKIE, eff["cookie"])) if eff["cookie"] else None,
+            httpchk=HttpCheck(**_with_defaults(HTTPCHK, eff["httpchk"])) if eff["httpchk"] is not None else None,
+            forwardfor=self.forwardfor(eff["forwardfor"]),
+            connection_mode=eff["connection_mode"],
+            retries=eff["retries"],
+            redispatch=eff["redispatch"],
+            allbackups=eff["allbackups"],
+            fullconn=eff["fullconn"],
+            timeouts=Timeouts(**_with_defaults(TIMEOUT, eff["timeout"])),
+            log=self.log_settings(eff, global_),
+            is_listen=proxy.kind == "listen",
+        )
+
+    def build_servers(self, proxy: _Proxy, eff: dict[str, Any]) -> tuple[ServerConfig, ...]:
+        servers: list[ServerConfig] = []
+        first_index: dict[str, int] = {}
+        server_defaults = _with_defaults(DEFAULT_SERVER, eff["default_server"])
+        for index, own in enumerate(eff["server"] or ()):
+            if not own or "name" not in own or "address" not in own:
+                continue  # its problems are recorded already
+            name = own["name"]
+            if name in first_index:
+                self.problem(f"{proxy.path}.server[{index}].name",
+                             f"duplicate server name {show(name)} (also server[{first_index[name]}])")
+                continue
+            first_index[name] = index
+            settings = {**server_defaults, **own}
+            servers.append(ServerConfig(
+                name=name,
+                address=own["address"],
+                id=index + 1,
+                weight=settings["weight"],
+                check=settings["check"],
+                inter=settings["inter"],
+                fastinter=settings["fastinter"],
+                downinter=settings["downinter"],
+                rise=settings["rise"],
+                fall=settings["fall"],
+                check_port=settings["port"],
+                backup=settings["backup"],
+                cookie=settings["cookie"],
+                maxconn=settings["maxconn"],
+                maxqueue=settings["maxqueue"],
+                disabled=settings["disabled"],
+            ))
+        return tuple(servers)
+
+    # --- between proxies ------------------------------------------------------------
+
+    def check_routes(self, proxies: list[_Proxy], frontends: dict[str, FrontendConfig],
+                     backends: dict[str, BackendConfig]) -> None:
+        """Every default_backend names a backend of the same mode."""
+        for proxy in proxies:
+            if proxy.kind != "frontend":
+                continue
+            frontend = frontends[proxy.name]
+            target = frontend.default_backend
+            if target is None:
+                continue
+            origin = " (set in [defaults])" if "default_backend" in proxy.inherited else ""
+            path = f"{proxy.path}.default_backend"
+            backend = backends.get(target)
+            if backend is None:
+                self.problem(path, f"no backend named {show(target)}{origin}" + _did_you_mean(target, list(backends)))
+            elif backend.mode != frontend.mode:
+                self.problem(path, f"backend {show(target)} is in {backend.mode} mode "
+                             f"but this frontend is in {frontend.mode} mode{origin}")
+
+
+def _is_http_feature(setting: Setting, value: Any) -> bool:
+    """Is this effective value an HTTP-only feature turned on?"""
+    if setting.key == "balance":
+        return bool(value == "uri")
+    if not setting.http_only or value is None or value is False:
+        return False
+    return not (setting.key == "connection_mode" and value == "keep-alive")
