@@ -275,75 +275,89 @@ class _Parser:
         return NEED_DATA
 
     def _read_chunked(self) -> Event:
-        """Validate chunk framing as far as the buffer goes; return it raw."""
+        """Validate chunk framing as far as the buffer goes; return it raw.
+
+        `pos` only moves past a unit (size line, data, CRLF, trailer line)
+        once that unit is valid, so on a framing error the valid bytes before
+        it are still returned as Data and the error comes on the next call:
+        the outcome does not depend on how the bytes were split.
+        """
         buf = self._buf
         start = pos = self._pos
         end = len(buf)
         state = self._chunk_state
         remaining = self._remaining
         bad = self._BAD_STATUS
-        while True:
-            if state == _CHUNK:
-                avail = end - pos
-                if avail < remaining:
-                    remaining -= avail
-                    pos = end
-                    break
-                pos += remaining
-                remaining = 0
-                state = _CHUNK_END
-            elif state == _SIZE:
-                nl = buf.find(b"\n", pos, pos + MAX_CHUNK_LINE)
-                if nl < 0:
-                    if end - pos >= MAX_CHUNK_LINE:
-                        raise ProtocolError("chunk-size line too long", bad)
-                    break
-                line = buf[pos:nl]
-                semi = line.find(b";")
-                size = (line[:semi] if semi >= 0 else line).rstrip(b" \t\r")
-                if (
-                    not size
-                    or len(size) > MAX_CHUNK_SIZE_DIGITS
-                    or size.translate(None, _HEXDIG)
-                    or b"\r" in line[:-1]
-                ):
-                    raise ProtocolError(f"invalid chunk size line {line[:40]!r}", bad)
-                remaining = int(size, 16)
-                pos = nl + 1
-                state = _CHUNK if remaining else _TRAILER
-            elif state == _CHUNK_END:
-                if pos == end:
-                    break
-                c = buf[pos]
-                if c == 10:
-                    pos += 1
-                elif c == 13:
-                    if pos + 1 == end:
+        try:
+            while True:
+                if state == _CHUNK:
+                    avail = end - pos
+                    if avail < remaining:
+                        remaining -= avail
+                        pos = end
                         break
-                    if buf[pos + 1] != 10:
+                    pos += remaining
+                    remaining = 0
+                    state = _CHUNK_END
+                elif state == _SIZE:
+                    nl = buf.find(b"\n", pos, pos + MAX_CHUNK_LINE)
+                    if nl < 0:
+                        if end - pos >= MAX_CHUNK_LINE:
+                            raise ProtocolError("chunk-size line too long", bad)
+                        break
+                    line = buf[pos:nl]
+                    semi = line.find(b";")
+                    size = (line[:semi] if semi >= 0 else line).rstrip(b" \t\r")
+                    if (
+                        not size
+                        or len(size) > MAX_CHUNK_SIZE_DIGITS
+                        or size.translate(None, _HEXDIG)
+                        or b"\r" in line[:-1]
+                    ):
+                        raise ProtocolError(f"invalid chunk-size line {line[:40]!r}", bad)
+                    remaining = int(size, 16)
+                    pos = nl + 1
+                    state = _CHUNK if remaining else _TRAILER
+                elif state == _CHUNK_END:
+                    if pos == end:
+                        break
+                    c = buf[pos]
+                    if c == 13:
+                        if pos + 1 == end:
+                            break
+                        c = buf[pos + 1]
+                        pos += 1
+                    if c != 10:
                         raise ProtocolError("chunk data not followed by CRLF", bad)
-                    pos += 2
-                else:
-                    raise ProtocolError("chunk data not followed by CRLF", bad)
-                state = _SIZE
-            else:  # _TRAILER
-                room = self._trailer_room
-                nl = buf.find(b"\n", pos, pos + room)
-                if nl < 0:
-                    if end - pos >= room:
-                        raise ProtocolError("trailer section too large", self._BIG_STATUS)
-                    break
-                line = buf[pos:nl]
-                self._trailer_room = room - (nl + 1 - pos)
-                pos = nl + 1
-                if line[-1:] == b"\r":
-                    line = line[:-1]
-                if not line:
-                    state = _DONE
-                    break
-                colon = line.find(b":")
-                if colon <= 0 or b"\r" in line or b"\x00" in line or line[:colon].translate(None, TCHAR):
-                    raise ProtocolError("malformed trailer line", bad)
+                    pos += 1
+                    state = _SIZE
+                else:  # _TRAILER
+                    room = self._trailer_room
+                    nl = buf.find(b"\n", pos, pos + room)
+                    if nl < 0:
+                        if end - pos >= room:
+                            raise ProtocolError("trailer section too large", self._BIG_STATUS)
+                        break
+                    line = buf[pos:nl]
+                    if line[-1:] == b"\r":
+                        line = line[:-1]
+                    if line:
+                        colon = line.find(b":")
+                        if colon <= 0 or b"\r" in line or b"\x00" in line or line[:colon].translate(None, TCHAR):
+                            raise ProtocolError("malformed trailer line", bad)
+                    self._trailer_room = room - (nl + 1 - pos)
+                    pos = nl + 1
+                    if not line:
+                        state = _DONE
+                        break
+        except ProtocolError as exc:
+            if pos == start:
+                raise
+            # Return what was valid now; the error is raised by the next call.
+            self._pos = pos
+            self._state = ERROR
+            self._error = exc
+            return Data(buf[start:pos])
         self._pos = pos
         self._chunk_state = state
         self._remaining = remaining
