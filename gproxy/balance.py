@@ -78,7 +78,9 @@ def _select_tier(candidates: Sequence[Candidate], avoid: Candidate | None, skip_
             if best == _NO_TIER:
                 best = _TIER_ANY
             continue
-        if not skip_full or not _is_full(c):
+        if not skip_full:
+            return _TIER_NOT_AVOIDED
+        if not _is_full(c):
             return _TIER_FREE
         best = _TIER_NOT_AVOIDED
     return best
