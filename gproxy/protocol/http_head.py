@@ -44,39 +44,54 @@ def split_head(
     """
     if b"\x00" in head:
         raise ProtocolError("NUL byte in message head", bad_status)
-    crs = head.count(b"\r")
-    if crs:
-        # Every CR must start a CRLF: a lone CR is how requests get split
-        # differently by two parsers.
-        if head.count(b"\r\n") != crs:
+    lines = head.split(b"\r\n")
+    crlfs = len(lines) - 1
+    if head.count(b"\r") != crlfs or head.count(b"\n") != crlfs:
+        # Not pure CRLF (the usual case): bare LF line ends are tolerated,
+        # but every CR must start a CRLF, as a lone CR is how requests get
+        # split differently by two parsers.
+        if head.count(b"\r") != head.count(b"\r\n"):
             raise ProtocolError("bare CR in message head", bad_status)
-        head = head.replace(b"\r\n", b"\n")
-    lines = head.split(b"\n")
-    del lines[-2:]  # the final "\n\n" leaves two empty strings
-    if len(lines) - 1 > max_headers:
+        lines = head.replace(b"\r\n", b"\n").split(b"\n")
+    del lines[-2:]  # the final empty line leaves two empty strings
+    first = lines[0]
+    del lines[0]
+    if len(lines) > max_headers:
         raise ProtocolError(f"more than {max_headers} header lines", big_status)
-    headers: list[tuple[bytes, bytes]] = []
-    lnames: list[bytes] = []
+    # Comprehensions rather than a loop with a check per header: this is the
+    # hottest code of a request. Validation is done on the whole result (one
+    # translate over all names catches obs-fold, spaces before the colon and
+    # any other non-token byte); _diagnose() explains a failure, off the fast path.
+    try:
+        pairs = [line.split(b":", 1) for line in lines]
+        headers = [(name, value.strip(b" \t")) for name, value in pairs]
+    except ValueError:  # a line without a colon
+        raise ProtocolError(_diagnose(lines), bad_status) from None
+    lnames = [name.lower() for name, _ in headers]
+    if lnames and (b"".join(lnames).translate(None, TCHAR) or b"" in lnames):
+        raise ProtocolError(_diagnose(lines), bad_status)
     framing: dict[bytes, list[bytes]] = {}
-    for i in range(1, len(lines)):
-        line = lines[i]
-        if line[0] in (32, 9):
-            raise ProtocolError("obsolete line folding in header", bad_status)
-        colon = line.find(b":")
-        if colon <= 0:
-            raise ProtocolError("header line without a name and colon", bad_status)
-        name = line[:colon]
-        value = line[colon + 1 :].strip(b" \t")
-        lname = name.lower()
-        headers.append((name, value))
-        lnames.append(lname)
-        if lname in _FRAMING:
-            framing.setdefault(lname, []).append(value)
-    # One translate over all names catches spaces before the colon and every
-    # other non-token byte without a check per header.
-    if lnames and b"".join(lnames).translate(None, TCHAR):
-        raise ProtocolError("invalid character in header name", bad_status)
-    return lines[0], headers, lnames, framing
+    for lname in _FRAMING.intersection(lnames):
+        if lnames.count(lname) == 1:  # the usual case, found at C speed
+            framing[lname] = [headers[lnames.index(lname)][1]]
+        else:
+            framing[lname] = [hv[1] for n, hv in zip(lnames, headers) if n == lname]
+    return first, headers, lnames, framing
+
+
+def _diagnose(lines: list[bytes]) -> str:
+    """Name the first malformed header line (only called once parsing failed)."""
+    for line in lines:
+        if line[:1] in (b" ", b"\t"):
+            return "obsolete line folding in header"
+        name, sep, _ = line.partition(b":")
+        if not sep or not name:
+            return "header line without a name and colon"
+        if name[-1:] in (b" ", b"\t"):
+            return "whitespace between header name and colon"
+        if name.translate(None, TCHAR):
+            return f"invalid character in header name {name[:40]!r}"
+    return "malformed header"
 
 
 def _is_http1(version: bytes) -> bool | None:
