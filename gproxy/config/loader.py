@@ -173,6 +173,9 @@ class _Loader:
     def problem(self, path: str, reason: str) -> None:
         self.problems.append((path, reason))
 
+    def has_problem(self, path: str) -> bool:
+        return any(p == path for p, _ in self.problems)
+
     # --- the whole document ---------------------------------------------------
 
     def load(self, data: dict[str, Any]) -> Config:
@@ -181,11 +184,10 @@ class _Loader:
         for key in data:
             if key not in TOP_LEVEL:
                 self.problem(key, "unknown section" + _did_you_mean(key, TOP_LEVEL))
-        global_values = self.table(data.get("global", {}), GLOBAL, "global") or {}
+        global_ = self.build_global(self.table(data.get("global", {}), GLOBAL, "global") or {})
         defaults = self.table(data.get("defaults", {}), PROXY, "defaults", kind="defaults") or {}
         self.check_proxy_values(defaults, "defaults", "defaults")
         proxies = self.read_proxies(data)
-        global_ = self.build_global(global_values)
 
         frontends: dict[str, FrontendConfig] = {}
         backends: dict[str, BackendConfig] = {}
@@ -297,11 +299,12 @@ class _Loader:
         return [self.table(item, typ.section, f"{path}[{i}]") for i, item in enumerate(raw)]
 
     def unknown_key(self, path: str, key: str, section: Section) -> None:
-        hint = _did_you_mean(key, section.keys())
-        if not hint and section is PROXY and SERVER.get(key) is not None:
+        if section is PROXY and TIMEOUT.get(key) is not None:
+            hint = f" (did you mean timeout = {{ {key} = ... }}?)"
+        elif section is PROXY and SERVER.get(key) is not None:
             hint = " (a server setting: put it in a server table or in default_server)"
-        elif not hint and section is PROXY and TIMEOUT.get(key) is not None:
-            hint = f' (did you mean "timeout = {{ {key} = ... }}"?)'
+        else:
+            hint = _did_you_mean(key, section.keys())
         self.problem(path, "unknown key" + hint)
 
     def allowed(self, setting: Setting, kind: str, path: str) -> bool:
@@ -430,7 +433,7 @@ class _Loader:
 
     def build_frontend(self, proxy: _Proxy, proxy_id: int, global_: GlobalConfig) -> FrontendConfig:
         eff = _with_defaults(PROXY, proxy.eff)
-        if not eff["bind"]:
+        if not eff["bind"] and not self.has_problem(f"{proxy.path}.bind"):
             self.problem(f"{proxy.path}.bind", "missing: a frontend needs at least one address to listen on")
         return FrontendConfig(
             name=proxy.name,
@@ -476,7 +479,7 @@ class _Loader:
         first_index: dict[str, int] = {}
         server_defaults = _with_defaults(DEFAULT_SERVER, eff["default_server"])
         for index, own in enumerate(eff["server"] or ()):
-            if not own or "name" not in own or "address" not in own:
+            if not own or "name" not in own:
                 continue  # its problems are recorded already
             name = own["name"]
             if name in first_index:
@@ -484,6 +487,8 @@ class _Loader:
                              f"duplicate server name {show(name)} (also server[{first_index[name]}])")
                 continue
             first_index[name] = index
+            if "address" not in own:
+                continue
             settings = {**server_defaults, **own}
             servers.append(ServerConfig(
                 name=name,

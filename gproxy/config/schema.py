@@ -120,8 +120,10 @@ STATS_SOCKET = Section("stats-socket", "stats socket", (
     Setting("level", Choice(("user", "operator", "admin")),
             "Highest command level allowed: `admin` may change servers, `operator` may clear counters.",
             "operator", haproxy="level"),
-    Setting("user", UserOrId(), "Owner of the socket file (default: the process's).", haproxy="user"),
-    Setting("group", UserOrId(), "Group of the socket file (default: the process's).", haproxy="group"),
+    Setting("user", UserOrId(), "Owner of the socket file (default: the process's).", haproxy="user",
+            aliases=("uid",)),
+    Setting("group", UserOrId(), "Group of the socket file (default: the process's).", haproxy="group",
+            aliases=("gid",)),
 ))
 
 TUNE = Section("tune", "global.tune", "Limits of the HTTP parser.", (

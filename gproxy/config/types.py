@@ -329,10 +329,16 @@ class BindList(ValueType):
         if not isinstance(items, list) or not items:
             raise ValueError(f'expected an array of addresses such as ["*:80"], got {kind_of(value)}')
         addresses = []
+        reasons = []
         for item in items:
-            if not isinstance(item, str):
-                raise ValueError(f'expected an address "addr:port", got {kind_of(item)}')
-            addresses.append(parse_address(item, bind=True))
+            try:
+                if not isinstance(item, str):
+                    raise ValueError(f'expected an address "addr:port", got {kind_of(item)}')
+                addresses.append(parse_address(item, bind=True))
+            except ValueError as exc:
+                reasons.append(str(exc))
+        if reasons:
+            raise ValueError("; ".join(reasons))
         return tuple(addresses)
 
 
