@@ -120,7 +120,10 @@ def run_check(
 def _http_exchange(sock: socket.socket, check: HttpCheck, deadline: float, started: float) -> CheckOutcome:
     buffer = b""
     try:
-        sock.settimeout(max(deadline - time.monotonic(), 0.0))
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:  # the connect used the whole budget (no `timeout check`)
+            raise TimeoutError
+        sock.settimeout(remaining)
         sock.sendall(build_http_request(check))
         while b"\n" not in buffer and len(buffer) <= MAX_STATUS_LINE:
             remaining = deadline - time.monotonic()

@@ -114,6 +114,10 @@ _STATUS_INFO: dict[CheckStatus, tuple[str, CheckResultKind]] = {
 }
 
 
+# HAProxy prints `code:` only for statuses past its L57DATA marker (L7OK and later).
+_FIRST_STATUS_WITH_CODE = 14
+
+
 @dataclass(frozen=True)
 class CheckOutcome:
     """The result of one check. `info` is HAProxy's `last_chk` text: the
@@ -190,6 +194,23 @@ class Transition:
     new: str
     reason: str
     outcome: CheckOutcome | None = None
+
+    @property
+    def detail(self) -> str:
+        """The part of HAProxy's log line after "is DOWN" / "is UP" (srv_append_status):
+        `reason: Layer7 wrong status, code: 404, info: "File not found", check
+        duration: 0ms` for a check, else the bare reason ("changed from CLI")."""
+        outcome = self.outcome
+        if outcome is None:
+            return self.reason
+        parts = [f"reason: {self.reason}"]
+        if outcome.status >= _FIRST_STATUS_WITH_CODE and outcome.code is not None:
+            parts.append(f"code: {outcome.code}")
+        if outcome.info:
+            escaped = outcome.info.replace("\\", "\\\\").replace('"', '\\"')
+            parts.append(f'info: "{escaped}"')
+        parts.append(f"check duration: {outcome.duration_ms}ms")
+        return ", ".join(parts)
 
 
 # -- events (the only inputs of `ServerHealth.process_event`)

@@ -379,3 +379,30 @@ def test_next_interval(outcomes, expected):
     h = checked()
     feed(h, outcomes)
     assert h.next_interval_ms(2000, 1000, 5000) == expected
+
+
+# -- log detail (the part after "Server b/s is DOWN")
+
+
+def test_transition_detail_matches_haproxys_log_wording():
+    h = fully_up()
+    h.process_event(SetAdmin("drain"), 0.5)
+    h.process_event(SetAdmin("ready"), 0.6)
+    wrong = CheckOutcome(CheckStatus.L7STS, 404, 0, "File not found")
+    transitions = []
+    for i in range(3):
+        transitions += h.process_event(CheckDone(wrong), 1.0 + i)
+    assert transitions[-1].detail == 'reason: Layer7 wrong status, code: 404, info: "File not found", check duration: 0ms'
+    [up] = h.process_event(CheckDone(L7OK), 5.0) + h.process_event(CheckDone(L7OK), 6.0)
+    assert up.detail == "reason: Layer7 check passed, code: 200, check duration: 1ms"
+    [down] = h.process_event(ForceHealth("down"), 7.0)
+    assert down.detail == "changed from CLI"
+
+
+def test_transition_detail_for_timeouts_and_refusals():
+    h = checked()
+    [t] = h.process_event(CheckDone(L7TOUT), 1.0)
+    assert t.detail == "reason: Layer7 timeout, check duration: 2000ms"
+    h2 = checked()
+    [t] = h2.process_event(CheckDone(L4CON), 1.0)
+    assert t.detail == 'reason: Layer4 connection problem, info: "Connection refused", check duration: 0ms'
