@@ -159,6 +159,8 @@ class HttpSession:
                 if isinstance(event, RequestHead):
                     self.fe.counters.bytes_in += len(event.raw)
                     return event
+                if event is EndOfMessage:
+                    continue  # the end of the previous (bodiless) request
                 if event is ConnectionClosed or isinstance(event, ConnectionClosed):
                     return None
                 return None
@@ -502,6 +504,21 @@ class HttpSession:
             be.counters.count_status(status)
             self.fe.counters.count_status(status)
             return keep_client
+        except _BadRequestBody:
+            # Invalid body framing from the client: the server got a partial
+            # request and is closed; the client gets a 400 if nothing was sent yet.
+            keep_server = False
+            self.fe.counters.err_req += 1
+            if not bytes_out:
+                response = error_response(400)
+                try:
+                    client.sendall(response)
+                    bytes_out += len(response)
+                except (OSError, socket.timeout):
+                    pass
+                rec.status = 400
+            rec.termination = "PD--"
+            return False
         except _ClientGone:
             server.counters.cli_abrt += 1
             be.counters.cli_abrt += 1
@@ -554,7 +571,10 @@ class HttpSession:
         client = self.client
         counters = self.fe.counters
         while True:
-            event = parser.next_event()
+            try:
+                event = parser.next_event()
+            except ProtocolError:
+                raise _BadRequestBody() from None
             if event is NEED_DATA:
                 client.settimeout(client_timeout)
                 try:
@@ -580,7 +600,11 @@ class HttpSession:
         client = self.client
         sent = 0
         while True:
-            event = rparser.next_event()
+            try:
+                event = rparser.next_event()
+            except ProtocolError:
+                self.be.counters.err_resp += 1
+                raise _ServerGone() from None
             if event is NEED_DATA:
                 try:
                     data = sock.recv(RECV_SIZE)
@@ -667,6 +691,10 @@ class _ClientGone(Exception):
 
 
 class _ServerGone(Exception):
+    pass
+
+
+class _BadRequestBody(Exception):
     pass
 
 

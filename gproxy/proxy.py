@@ -22,6 +22,7 @@ from gevent.server import StreamServer
 from gproxy.checker import HealthChecker, run_check
 from gproxy.config.model import Config, LogTarget
 from gproxy.context import Clock, ProxyContext
+from gproxy.health import StartCheck
 from gproxy.events import BackendStateChanged, EventBus, ServerStateChanged
 from gproxy.http_proxy import HttpSession
 from gproxy.listeners import bind_tcp
@@ -122,8 +123,9 @@ class Gproxy:
                 if not scfg.check:
                     continue
                 port = scfg.check_port or scfg.address.port
-                runner = partial(run_check, scfg.address.host, port, cfg.httpchk,
-                                 cfg.timeouts.connect, cfg.timeouts.check, scfg.inter)
+                runner = partial(self._run_check, server, partial(
+                    run_check, scfg.address.host, port, cfg.httpchk,
+                    cfg.timeouts.connect, cfg.timeouts.check, scfg.inter))
                 interval = partial(server.health.next_interval_ms, scfg.inter,
                                    scfg.eff_fastinter, scfg.eff_downinter)
                 checker = HealthChecker(
@@ -131,9 +133,14 @@ class Gproxy:
                     on_result=partial(self._check_result, server),
                     # Spread first checks over the first interval, as HAProxy does.
                     first_delay_ms=random.randint(0, max(0, min(scfg.inter, 1000))),
+                    should_run=partial(getattr, server.health, "checks_active"),
                 )
                 server.checker = checker
                 checker.start()
+
+    def _run_check(self, server, check):
+        server.health.process_event(StartCheck(), self.clock.wall())
+        return check()
 
     def _check_result(self, server, outcome) -> None:
         server.check_done(outcome, self.clock.wall())

@@ -228,13 +228,29 @@ class BackendRuntime:
 
     def on_server_transition(self, server: ServerRuntime, transition, now: float) -> None:
         act, bck = self.counts()
-        if transition.kind == "went_down" or transition.kind == "entered_maint":
-            tail = (f"{act} active and {bck} backup servers left. {server.counters.cur} sessions active, "
-                    f"0 requeued, {len(self.queue)} remaining in queue.")
+        name = f"{self.name}/{server.name}"
+        queued = len(self.queue)
+        left = (f"{act} active and {bck} backup servers left. {server.counters.cur} sessions active, "
+                f"0 requeued, {queued} remaining in queue.")
+        online = f"{act} active and {bck} backup servers online. 0 sessions requeued, {queued} total in queue."
+        kind = transition.kind
+        # HAProxy's wording (reference/haproxy.md 2.1 and 2.2), so log watchers match.
+        if kind == "went_down":
+            message = f"Server {name} is DOWN, {transition.detail}. {left}"
+        elif kind == "went_up":
+            message = f"Server {name} is UP, {transition.detail}. {online}"
+        elif kind == "stopping":
+            message = f"Server {name} is stopping, {transition.detail}. {left}"
+        elif kind == "entered_drain":
+            message = f"Server {name} enters drain state. {online}"
+        elif kind == "left_drain":
+            message = f"Server {name} is UP (leaving forced drain)."
+        elif kind == "entered_maint":
+            message = f"Server {name} is going DOWN for maintenance. {left}"
+        elif kind == "left_maint":
+            message = f"Server {name} is UP/READY (leaving forced maintenance)."
         else:
-            tail = (f"{act} active and {bck} backup servers online. 0 sessions requeued, "
-                    f"{len(self.queue)} total in queue.")
-        message = f"Server {self.name}/{server.name} is {_verb(transition)}, reason: {transition.reason}. {tail}"
+            message = f"Server {name} is {transition.new}, {transition.detail}."
         if not server.usable:
             self.redistribute_queue(server)
             close_idle(server)
@@ -266,18 +282,6 @@ class BackendRuntime:
         server.weight = weight
         if weight > 0:
             self.dequeue(server)
-
-
-def _verb(transition) -> str:
-    return {
-        "went_down": "DOWN",
-        "went_up": "UP",
-        "entered_drain": "entering drain state",
-        "left_drain": "UP (leaving forced drain)",
-        "entered_maint": "going DOWN for maintenance",
-        "left_maint": "UP/READY (leaving forced maintenance)",
-        "stopping": "stopping",
-    }.get(transition.kind, transition.new)
 
 
 def close_idle(server: ServerRuntime) -> None:
