@@ -104,7 +104,7 @@ COOKIE_VALUE = Str("cookie value", r"[!#$%&'()*+\-./0-9:<>?@A-Z\[\]^_`a-z{|}]+",
 
 # --- [global] -----------------------------------------------------------------
 
-LOG_TARGET = Section("log-target", "log target", "One syslog destination, in `global.log` or a proxy's `log`.", (
+LOG_TARGET = Section("log-target", "log target", "One syslog destination.", (
     Setting("target", LogTargetType(), "Where lines go. A UDP target without a port uses 514.",
             required=True, haproxy="log <target>"),
     Setting("facility", Choice(SYSLOG_FACILITIES), "Syslog facility.", "local0", haproxy="log <target> <facility>"),
@@ -236,8 +236,7 @@ _SERVER_TUNABLES = (
 )
 
 SERVER = Section("server", "server", (
-    "One server of a backend or listen, as `[[backend.NAME.server]]` (or `[[listen.NAME.server]]`). "
-    "Ids are 1, 2, ... in file order."), (
+    "One server of a backend or listen. Ids are 1, 2, ... in file order."), (
     Setting("name", PROXY_NAME, "Server name, unique in its backend.", required=True, haproxy="server <name>"),
     Setting("address", AddressType(), 'Address as "host:port" (IPv6: "[::1]:80").', required=True,
             haproxy="server <name> <addr:port>"),
@@ -248,8 +247,8 @@ DEFAULT_SERVER = Section("default-server", "default_server", (
     "Merged key by key: `[defaults]`, then the proxy's, then the server's own."), _SERVER_TUNABLES)
 
 PROXY = Section("proxy", "proxy settings", (
-    "Keys of `[defaults]`, `[frontend.NAME]`, `[backend.NAME]` and `[listen.NAME]`. "
-    "Each key applies to the frontend side, the backend side or both; a `[listen]` has both sides."), (
+    "Each key applies to the frontend side, the backend side or both (column Side); "
+    "a `[listen]` has both sides."), (
     Setting("mode", Choice(("http", "tcp")), "Protocol: `http` parses requests, `tcp` forwards bytes. "
             "(HAProxy's default is tcp; `gproxy convert` always writes the mode.)", "http", haproxy="mode"),
     Setting("bind", BindList(), 'Addresses to listen on, e.g. ["*:80", "[::1]:8080"] ("*:80" or ":80": all).',
@@ -276,9 +275,9 @@ PROXY = Section("proxy", "proxy settings", (
             haproxy="option http-keep-alive|http-server-close|httpclose", http_only=True),
     Setting("forwardfor", Table(FORWARDFOR, switch=True), "Add X-Forwarded-For.",
             haproxy="option forwardfor", http_only=True),
-    Setting("stats", FreeTable(), "The statistics page of this frontend (see docs/runtime.md).",
+    Setting("stats", FreeTable(), "The statistics page served by this frontend; its keys are documented with the runtime API.",
             haproxy="stats", scope=FRONTEND),
-    Setting("prometheus", FreeTable(), "The Prometheus exporter of this frontend (see docs/runtime.md).",
+    Setting("prometheus", FreeTable(), "The Prometheus exporter served by this frontend; its keys are documented with the runtime API.",
             haproxy="http-request use-service prometheus-exporter", scope=FRONTEND),
     Setting("balance", Choice(("roundrobin", "static-rr", "leastconn", "source", "first", "uri")),
             "Load-balancing algorithm (`uri` needs mode http).", "roundrobin", haproxy="balance", scope=BACKEND),

@@ -189,7 +189,7 @@ class Choice(ValueType):
     values: tuple[str, ...]
 
     def describe(self) -> str:
-        return " \\| ".join(f'"{v}"' for v in self.values)
+        return " | ".join(f'"{v}"' for v in self.values)
 
     def parse(self, value: object) -> str:
         if not isinstance(value, str):
@@ -347,7 +347,7 @@ class LogTargetType(ValueType):
     "unix:///dev/log", "stderr" or "stdout"."""
 
     def describe(self) -> str:
-        return '"udp://host:port" \\| "unix:///path" \\| "stderr" \\| "stdout"'
+        return '"udp://host:port" | "unix:///path" | "stderr" | "stdout"'
 
     def parse(self, value: object) -> str:
         if not isinstance(value, str):
