@@ -626,10 +626,12 @@ def haproxy_to_toml(cfg_text: str) -> str:
                 inherited = section.defaults.values.get("httpchk") if section.defaults else None
                 base = dict(inherited) if isinstance(inherited, dict) else {"method": "OPTIONS", "path": "/"}
             section.values["httpchk"] = {**base, **section.httpchk_extra}
+    if converter.global_tag:  # HAProxy's global log-tag names every log line
+        for section in sections:
+            targets = section.values.get("log")
+            for target in targets if isinstance(targets, list) else ():
+                target["tag"] = converter.global_tag
     global_ = next((s for s in sections if s.kind == "global"), None)
-    if global_ is not None and converter.global_tag:
-        for target in global_.values.get("log", []):
-            target["tag"] = converter.global_tag
     proxies = [s for s in sections if s.kind in _PROXY_SECTIONS]
     used_defaults = {id(p.defaults): p.defaults for p in proxies if p.defaults is not None}
     shared = len(used_defaults) == 1 and all(p.defaults is not None for p in proxies)
@@ -675,6 +677,9 @@ def _global_lines(config: Config) -> list[str]:
     g = config.global_
     lines = [f"maxconn {g.maxconn}"]
     lines += [_haproxy_log_target(t) for t in g.log]
+    tags = {t.tag for t in g.log}
+    if len(tags) == 1:  # HAProxy has one tag for all targets, gproxy one per target
+        lines.append(f"log-tag {tags.pop()}")
     if g.chroot:
         lines.append(f"chroot {g.chroot}")
     for name, value in (("user", g.user), ("group", g.group)):
@@ -691,6 +696,8 @@ def _global_lines(config: Config) -> list[str]:
     lines.append(f"stats timeout {format_duration(g.stats_timeout)}")
     if g.node:
         lines.append(f"node {g.node}")
+    if g.grace:
+        lines.append(f"grace {format_duration(g.grace)}")
     lines.append(f"tune.bufsize {g.tune.bufsize}")
     lines.append(f"tune.http.maxhdr {g.tune.maxhdr}")
     return lines
@@ -765,7 +772,12 @@ def _backend_lines(be: BackendConfig) -> list[str]:
 
 
 def toml_to_haproxy(config: Config) -> str:
-    """Write `config` as an HAProxy 2.6 configuration (for `haproxy -c -f`)."""
+    """Write `config` as an HAProxy 2.6 configuration (for `haproxy -c -f`).
+
+    What HAProxy cannot say is left out: per-target log tags when they differ
+    (HAProxy has one `log-tag`), `tune.max_header_bytes`, the `stats` and
+    `prometheus` tables, and timeouts a side does not use (a frontend gets no
+    `timeout connect`), since `[defaults]` is already folded into each proxy."""
     out = ["# Written by gproxy from " + (config.source or "a gproxy configuration"), "global"]
     out += [INDENT + line for line in _global_lines(config)]
     for name in config.proxy_order:

@@ -250,7 +250,7 @@ PROXY = Section("proxy", "proxy settings", (
     "Each key applies to the frontend side, the backend side or both (column Side); "
     "a `[listen]` has both sides."), (
     Setting("mode", Choice(("http", "tcp")), "Protocol: `http` parses requests, `tcp` forwards bytes. "
-            "(HAProxy's default is tcp; `gproxy convert` always writes the mode.)", "http", haproxy="mode"),
+            "HAProxy's default is tcp, so `gproxy convert` always writes the mode.", "http", haproxy="mode"),
     Setting("bind", BindList(), 'Addresses to listen on, e.g. ["*:80", "[::1]:8080"] ("*:80" or ":80": all).',
             haproxy="bind", scope=FRONTEND, in_defaults=False),
     Setting("default_backend", PROXY_NAME, "The backend (or listen) this frontend sends requests to.",
