@@ -14,6 +14,7 @@ HAProxy itself (`haproxy -c -f`) can cross-check what gproxy understood.
 
 from __future__ import annotations
 
+import functools
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Callable
 
 import tomli_w
 
-from gproxy.config.model import Address, BackendConfig, Config, FrontendConfig, LogSettings, LogTarget, Timeouts
+from gproxy.config.model import BackendConfig, Config, FrontendConfig, LogSettings, LogTarget, Timeouts
 from gproxy.config.schema import (
     BOTH,
     COOKIE,
@@ -154,8 +155,8 @@ _PROXY_DIRECTIVES = _directive_table(PROXY, skip=frozenset(_CUSTOM_PROXY_KEYS)) 
     TIMEOUT, prefix=("timeout",))
 _SERVER_KEYWORDS = _directive_table(DEFAULT_SERVER)
 _SOCKET_KEYWORDS = _directive_table(STATS_SOCKET, skip=frozenset({"path"}))
-_COOKIE_FLAGS = {s.haproxy: s.key for s in COOKIE.settings if isinstance(s.type, Bool)}
-_COOKIE_MODES = COOKIE.get("mode").type.values  # type: ignore[union-attr]
+_COOKIE_FLAGS = {str(s.haproxy): s.key for s in COOKIE.settings if isinstance(s.type, Bool)}
+_COOKIE_MODES: tuple[str, ...] = COOKIE["mode"].type.values  # type: ignore[union-attr]
 
 
 def _lookup(table: dict[str, Any], words: list[str]) -> tuple[Any, list[str]] | None:
@@ -192,10 +193,13 @@ def _set(values: dict[str, Any], path: tuple[str, ...], value: object) -> None:
 class _Converter:
     """Reads haproxy.cfg into per-section TOML dicts, collecting unsupported lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, source: str | None) -> None:
+        self.source = source
         self.sections: list[_CfgSection] = []
         self.problems: list[tuple[str, str]] = []
         self.global_tag: str | None = None
+        self.directive_handlers = self.handlers()
+        self.options = self.option_handlers()
 
     def run(self, text: str) -> list[_CfgSection]:
         current: _CfgSection | None = None
@@ -225,7 +229,8 @@ class _Converter:
                 else:
                     self.proxy_directive(current, words)
             except _Unsupported as exc:
-                self.problems.append((f"line {number}", str(exc)))
+                where = f"{self.source}:{number}" if self.source else f"line {number}"
+                self.problems.append((where, str(exc)))
         return self.sections
 
     def open_section(self, words: list[str], defaults: _CfgSection | None) -> _CfgSection:
@@ -282,7 +287,7 @@ class _Converter:
         for key in ("facility", "level"):
             if key in entry:
                 try:
-                    LOG_TARGET.get(key).type.parse(entry[key])  # type: ignore[union-attr]
+                    LOG_TARGET[key].type.parse(entry[key])  # type: ignore[union-attr]
                 except ValueError as exc:
                     raise _Unsupported(f"log: {exc}") from None
         return entry
@@ -319,9 +324,9 @@ class _Converter:
     # --- proxies -------------------------------------------------------------------
 
     def proxy_directive(self, section: _CfgSection, words: list[str]) -> None:
-        handler = self.handlers().get(words[0])
+        handler = self.directive_handlers.get(words[0])
         if words[0] == "option" and len(words) > 1:
-            handler = self.option_handlers().get(words[1])
+            handler = self.options.get(words[1])
         if handler is not None:
             handler(section, words)
         elif words[0] == "no" and len(words) > 1:
@@ -346,7 +351,7 @@ class _Converter:
             "forwardfor": self.forwardfor,
         }
         for option, mode in _CONNECTION_OPTIONS.items():
-            handlers[option] = lambda s, w, mode=mode: self.connection_mode(s, w, mode)
+            handlers[option] = functools.partial(self.connection_mode, mode=mode)
         return handlers
 
     def negation(self, section: _CfgSection, words: list[str]) -> None:
@@ -386,7 +391,7 @@ class _Converter:
         targets.append(self.log_target(words[1:]))
         section.values["log"] = targets
 
-    def connection_mode(self, section: _CfgSection, words: list[str], mode: str) -> None:
+    def connection_mode(self, section: _CfgSection, words: list[str], *, mode: str) -> None:
         if len(words) > 2:
             raise _Unsupported(f"option {words[1]}: unsupported argument {show(words[2])}")
         section.values["connection_mode"] = mode
@@ -394,7 +399,7 @@ class _Converter:
     def balance(self, section: _CfgSection, words: list[str]) -> None:
         self.require_backend(section, "balance")
         args = words[1:]
-        algorithms = PROXY.get("balance").type.values  # type: ignore[union-attr]
+        algorithms = PROXY["balance"].type.values  # type: ignore[union-attr]
         if not args or args[0] not in algorithms:
             raise _Unsupported(f"balance: algorithm {show(args[0] if args else '')} is not supported")
         section.values["balance"] = args[0]
@@ -612,10 +617,11 @@ def _fold(defaults: dict[str, Any], own: dict[str, Any], sides: frozenset[str]) 
     return folded
 
 
-def haproxy_to_toml(cfg_text: str) -> str:
+def haproxy_to_toml(cfg_text: str, source: str | None = None) -> str:
     """Convert haproxy.cfg text to gproxy TOML; raise ConfigError listing each
-    line that could not be converted."""
-    converter = _Converter()
+    line that could not be converted, as "line N" (or "SOURCE:N" when the
+    file name is given)."""
+    converter = _Converter(source)
     sections = converter.run(cfg_text)
     if converter.problems:
         raise ConfigError(converter.problems)
@@ -662,7 +668,7 @@ def _haproxy_log_target(target: LogTarget) -> str:
         address = address[len("udp://"):]
     elif address.startswith("unix://"):
         address = address[len("unix://"):]
-    level = "" if target.level == LOG_TARGET.get("level").default else f" {target.level}"  # type: ignore[union-attr]
+    level = "" if target.level == LOG_TARGET["level"].default else f" {target.level}"
     return f"log {address} {target.facility}{level}"
 
 
@@ -728,7 +734,7 @@ def _forwardfor_line(frontend: FrontendConfig | None, backend: BackendConfig | N
     words = ["option forwardfor"]
     if fwd.except_net is not None:
         words.append(f"except {fwd.except_net}")
-    if fwd.header != FORWARDFOR.get("header").default:  # type: ignore[union-attr]
+    if fwd.header != FORWARDFOR["header"].default:
         words.append(f"header {fwd.header}")
     if fwd.if_none:
         words.append("if-none")
@@ -750,12 +756,12 @@ def _backend_lines(be: BackendConfig) -> list[str]:
         if chk.disable_on_404:
             lines.append("http-check disable-on-404")
         if chk.expect_status is not None:
-            status = HTTPCHK.get("expect_status").type.to_haproxy(chk.expect_status)  # type: ignore[union-attr]
+            status = HTTPCHK["expect_status"].type.to_haproxy(chk.expect_status)  # type: ignore[union-attr]
             lines.append(f"http-check expect status {status}")
     lines.append(f"retries {be.retries}")
     for key in ("redispatch", "allbackups"):
         if getattr(be, key):
-            lines.append(str(PROXY.get(key).haproxy))  # type: ignore[union-attr]
+            lines.append(str(PROXY[key].haproxy))
     if be.fullconn:
         lines.append(f"fullconn {be.fullconn}")
     for srv in be.servers:
@@ -804,5 +810,3 @@ def toml_to_haproxy(config: Config) -> str:
         out += ["", f"{kind} {name}"] + [INDENT + line for line in lines]
     return "\n".join(out) + "\n"
 
-
-__all__ = ["haproxy_to_toml", "toml_to_haproxy", "split_words", "Address"]

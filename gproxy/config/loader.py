@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import json
 import re
+import sys
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,8 +227,8 @@ class _Loader:
                 if own is not None:
                     self.check_proxy_values(own, path, kind)
                     proxies.append(_Proxy(kind, name, path, own))
-        unplaced = len(self.source) + 1 + max(self.positions.values(), default=0)
-        proxies.sort(key=lambda p: self.positions.get((p.kind, p.name), unplaced))
+        # Sections the text scan did not place (load_dict) keep their dict order, after the others.
+        proxies.sort(key=lambda p: self.positions.get((p.kind, p.name), sys.maxsize))
         unique: list[_Proxy] = []
         seen: dict[str, _Proxy] = {}
         for proxy in proxies:
@@ -351,7 +352,7 @@ class _Loader:
                 proxy.eff[key] = value
             proxy.inherited.discard(key)
         self.apply_log_format(proxy)
-        if proxy.eff.get("mode", PROXY.get("mode").default) == "tcp":  # type: ignore[union-attr]
+        if proxy.eff.get("mode", PROXY["mode"].default) == "tcp":
             self.apply_tcp_mode(proxy)
         if "balance_uri_whole" in proxy.inherited and proxy.eff.get("balance") != "uri":
             del proxy.eff["balance_uri_whole"]

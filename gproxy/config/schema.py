@@ -88,6 +88,9 @@ class Section:
     def get(self, key: str) -> Setting | None:
         return self._index.get(key)
 
+    def __getitem__(self, key: str) -> Setting:
+        return self._index[key]
+
     def keys(self) -> list[str]:
         return list(self._index)
 

@@ -30,7 +30,7 @@ HTTP_STATUS_MAX = 599
 SYSLOG_PORT = 514
 
 # RFC 9110 token: header names, methods, cookie names.
-_TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+TOKEN_PATTERN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_])?)*\.?$")
 _DOTTED_NUMBERS_RE = re.compile(r"^[0-9.]+$")
 
@@ -464,5 +464,3 @@ class TableList:
             text = f'"{self.keyword}" or ' + text
         return text
 
-
-TOKEN_PATTERN = _TOKEN_RE.pattern[1:-1]

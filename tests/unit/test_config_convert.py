@@ -72,6 +72,12 @@ def test_unsupported_directives_are_listed_with_line_numbers() -> None:
     ]
 
 
+def test_problems_name_the_file_when_given() -> None:
+    with pytest.raises(ConfigError) as info:
+        haproxy_to_toml("global\n    nbproc 2\n", source="old.cfg")
+    assert info.value.lines() == ['old.cfg:2: unsupported directive "nbproc 2" in global']
+
+
 def test_misplaced_and_partial_directives() -> None:
     assert conversion_problems("""\
 maxconn 10

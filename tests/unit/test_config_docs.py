@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gproxy.config.docs import render_markdown
+from gproxy.config.loader import load_string
 from gproxy.config.schema import ALL_SECTIONS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -34,3 +35,10 @@ def test_table_rows_have_as_many_cells_as_their_header() -> None:
         if row.startswith("| Key |") or row.startswith("| Section |"):
             header_cells = cells
         assert cells == header_cells, row
+
+
+def test_the_example_in_the_docs_loads() -> None:
+    text = render_markdown()
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = load_string(example)
+    assert config.backends["esup-proxy"].servers[0].weight == 256
