@@ -504,20 +504,26 @@ class HttpSession:
             be.counters.count_status(status)
             self.fe.counters.count_status(status)
             return keep_client
-        except _BadRequestBody:
-            # Invalid body framing from the client: the server got a partial
-            # request and is closed; the client gets a 400 if nothing was sent yet.
+        except (_BadRequestBody, _ClientTimeout) as exc:
+            # Invalid body framing (400) or a client too slow to send its body
+            # (408): the server got a partial request and is closed; the client
+            # gets the error if nothing was sent to it yet.
             keep_server = False
-            self.fe.counters.err_req += 1
+            timed_out = isinstance(exc, _ClientTimeout)
+            if timed_out:
+                server.counters.cli_abrt += 1
+                be.counters.cli_abrt += 1
+            else:
+                self.fe.counters.err_req += 1
             if not bytes_out:
-                response = error_response(400)
+                response = error_response(408 if timed_out else 400)
                 try:
                     client.sendall(response)
                     bytes_out += len(response)
                 except (OSError, socket.timeout):
                     pass
-                rec.status = 400
-            rec.termination = "PD--"
+                rec.status = 408 if timed_out else 400
+            rec.termination = "cD--" if timed_out else "PD--"
             return False
         except _ClientGone:
             server.counters.cli_abrt += 1
@@ -579,7 +585,9 @@ class HttpSession:
                 client.settimeout(client_timeout)
                 try:
                     data = client.recv(RECV_SIZE)
-                except (OSError, socket.timeout):
+                except socket.timeout:
+                    raise _ClientTimeout() from None
+                except OSError:
                     raise _ClientGone() from None
                 if not data:
                     raise _ClientGone()
@@ -695,6 +703,10 @@ class _ServerGone(Exception):
 
 
 class _BadRequestBody(Exception):
+    pass
+
+
+class _ClientTimeout(Exception):
     pass
 
 
