@@ -327,7 +327,7 @@ class _Loader:
         """Checks within one section (before [defaults] is folded in)."""
         if values.get("httplog") and values.get("tcplog"):
             self.problem(f"{path}.tcplog", "cannot be used together with httplog: choose one log format")
-        if kind != "defaults" and values.get("balance_uri_whole") and values.get("balance", "") != "uri":
+        if kind == "defaults" and values.get("balance_uri_whole") and values.get("balance", "uri") != "uri":
             self.problem(f"{path}.balance_uri_whole", 'only applies to balance = "uri"')
 
     # --- folding [defaults] and the rules of modes ------------------------------------
@@ -354,8 +354,11 @@ class _Loader:
         self.apply_log_format(proxy)
         if proxy.eff.get("mode", PROXY["mode"].default) == "tcp":
             self.apply_tcp_mode(proxy)
-        if "balance_uri_whole" in proxy.inherited and proxy.eff.get("balance") != "uri":
-            del proxy.eff["balance_uri_whole"]
+        if proxy.eff.get("balance_uri_whole") and proxy.eff.get("balance") != "uri":
+            if "balance_uri_whole" in proxy.inherited:
+                del proxy.eff["balance_uri_whole"]
+            else:
+                self.problem(f"{proxy.path}.balance_uri_whole", 'only applies to balance = "uri"')
 
     @staticmethod
     def apply_log_format(proxy: _Proxy) -> None:

@@ -223,6 +223,15 @@ def test_explicit_off_values_are_fine_in_tcp_mode() -> None:
     assert config.backends["web"].httpchk is None
 
 
+def test_balance_uri_whole_follows_the_effective_balance() -> None:
+    config = load_string('[defaults]\nbalance = "uri"\n' + listen("balance_uri_whole = true"))
+    assert config.backends["web"].uri_whole
+    config = load_string('[defaults]\nbalance_uri_whole = true\n' + listen('balance = "leastconn"'))
+    assert not config.backends["web"].uri_whole  # inherited, it does not apply
+    assert only_problem('[defaults]\nbalance = "first"\nbalance_uri_whole = true\n') == (
+        "defaults.balance_uri_whole", 'only applies to balance = "uri"')
+
+
 def test_httplog_with_tcplog() -> None:
     assert only_problem(listen("httplog = true\ntcplog = true")) == (
         "listen.web.tcplog", "cannot be used together with httplog: choose one log format")
