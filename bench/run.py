@@ -9,7 +9,7 @@ HAProxy, measures it with wrk, stops it, and does the same with gproxy:
     tcp-keepalive   TCP listener (mode tcp), keep-alive HTTP through it
 
 It prints requests/s, the gproxy/HAProxy ratio, wrk's p50/p99 latencies and
-each proxy's peak RSS (VmHWM of its process tree), and writes the same figures
+each proxy's peak RSS (VmHWM of its process tree) and CPU use, and writes the figures
 to bench/results/latest.json. Nothing is pinned to a CPU: wrk, the proxy and
 the two nginx workers share the machine's cores, so compare ratios, not
 absolute figures. A proxy that cannot start (gproxy before `gproxy run`
@@ -250,15 +250,20 @@ def _rss(figures: dict[str, Any] | None) -> str:
     return f"{figures['peak_rss_kib'] / 1024:.1f} MiB" if figures and "peak_rss_kib" in figures else "-"
 
 
+def _cpu(figures: dict[str, Any] | None) -> str:
+    return f"{figures['cpu_percent']:.0f}%" if figures and "cpu_percent" in figures else "-"
+
+
 def render_table(rows: list[dict[str, Any]]) -> str:
-    headings = ["scenario", "HAProxy req/s", "gproxy req/s", "gproxy/HAProxy",
-                "HAProxy p50/p99 ms", "gproxy p50/p99 ms", "HAProxy RSS", "gproxy RSS"]
+    headings = ["scenario", "HAProxy req/s", "gproxy req/s", "gproxy/HAProxy", "HAProxy p50/p99 ms",
+                "gproxy p50/p99 ms", "HAProxy RSS", "gproxy RSS", "HAProxy CPU", "gproxy CPU"]
     lines = []
     for row in rows:
         haproxy, gproxy = row["results"].get("haproxy"), row["results"].get("gproxy")
         ratio = f"{row['ratio']:.2f}" if row.get("ratio") is not None else "-"
         lines.append([row["scenario"], _rate(haproxy), _rate(gproxy) if gproxy and "rate" in gproxy else "pending",
-                      ratio, _latency(haproxy), _latency(gproxy), _rss(haproxy), _rss(gproxy)])
+                      ratio, _latency(haproxy), _latency(gproxy), _rss(haproxy), _rss(gproxy),
+                      _cpu(haproxy), _cpu(gproxy)])
     widths = [max(len(str(cell)) for cell in column) for column in zip(headings, *lines)]
     out = ["  ".join(heading.ljust(width) for heading, width in zip(headings, widths))]
     out.append("  ".join("-" * width for width in widths))

@@ -48,7 +48,7 @@ class WrkResult:
 
 
 def _millis(number: str, unit: str) -> float:
-    return float(number) * _TIME_UNITS_MS[unit]
+    return round(float(number) * _TIME_UNITS_MS[unit], 3)  # wrk prints 2 decimals: no float noise
 
 
 def _percentile_key(text: str) -> str:
