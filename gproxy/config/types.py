@@ -6,6 +6,10 @@ reads an HAProxy word (`from_haproxy`, for `gproxy convert`), how it writes one
 back (`to_haproxy`) and how the docs name it (`describe`). The schema pairs
 every key with one of these, so checking, docs and conversion share them.
 
+The generic scalar types (and `show`/`kind_of`) live in gsuite.config_types,
+shared with heartbeat; the classes of the same names here add the HAProxy
+hooks on top, so gproxy code only ever imports from this module.
+
 Composite types (`Table`, `TableList`) only describe structure: the loader
 walks them, so an error deep inside a table gets its full key path.
 """
@@ -17,14 +21,21 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from gproxy.durations import format_duration, parse_duration
+from gproxy.durations import format_duration
 from gproxy.config.model import Address, StatusRange
+from gsuite import config_types as shared
+from gsuite.config_types import MAX_FILE_MODE, kind_of, show
 
 if TYPE_CHECKING:
     from gproxy.config.schema import Section
 
+__all__ = [
+    "MAX_FILE_MODE", "MAX_PORT", "TOKEN_PATTERN", "AddressType", "BindList", "Bool", "Choice", "Duration",
+    "FileMode", "FreeTable", "Int", "LogTargetType", "Network", "StatusRanges", "Str", "StrList", "Table",
+    "TableList", "UserOrId", "ValueType", "kind_of", "parse_address", "show",
+]
+
 MAX_PORT = 65535
-MAX_FILE_MODE = 0o777
 HTTP_STATUS_MIN = 100
 HTTP_STATUS_MAX = 599
 SYSLOG_PORT = 514
@@ -35,45 +46,9 @@ _HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]*[A-Za-z0-9_
 _DOTTED_NUMBERS_RE = re.compile(r"^[0-9.]+$")
 
 
-def show(value: object) -> str:
-    """A raw value as the user wrote it in TOML, for error messages."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array" if len(value) > 3 else "[" + ", ".join(show(v) for v in value) + "]"
-    return str(value)
-
-
-def kind_of(value: object) -> str:
-    """The TOML kind of a raw value: "string \"x\"", "integer 3", "a table"..."""
-    if isinstance(value, bool):
-        return f"boolean {show(value)}"
-    if isinstance(value, int):
-        return f"integer {value}"
-    if isinstance(value, float):
-        return f"float {value}"
-    if isinstance(value, str):
-        return f"string {show(value)}"
-    if isinstance(value, dict):
-        return "a table"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
-
-
-class ValueType:
-    """A scalar type: subclasses override `parse`, and the HAProxy hooks if the
-    default (a word is the TOML value itself) does not fit."""
-
-    def describe(self) -> str:
-        raise NotImplementedError
-
-    def parse(self, value: object) -> Any:
-        raise NotImplementedError
+class ValueType(shared.ValueType):
+    """A scalar type with the HAProxy hooks: subclasses override `parse`, and
+    the hooks if the default (a word is the TOML value itself) does not fit."""
 
     def from_haproxy(self, word: str) -> object:
         """The TOML value for one HAProxy argument (validated by `parse`)."""
@@ -88,36 +63,16 @@ class ValueType:
         return "<value>"
 
 
-class Bool(ValueType):
-    def describe(self) -> str:
-        return "boolean"
+# The shared types come first in each MRO, so their `parse`/`describe` win
+# and ValueType above supplies the HAProxy hooks; the dataclass fields and
+# frozen behaviour are inherited unchanged.
 
-    def parse(self, value: object) -> bool:
-        if not isinstance(value, bool):
-            raise ValueError(f"expected a boolean (true or false), got {kind_of(value)}")
-        return value
-
+class Bool(shared.Bool, ValueType):
     def placeholder(self) -> str:
         return ""
 
 
-@dataclass(frozen=True)
-class Int(ValueType):
-    low: int = 0
-    high: int | None = None
-
-    def describe(self) -> str:
-        return f"integer {self.low}..{self.high}" if self.high is not None else f"integer >= {self.low}"
-
-    def parse(self, value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected an integer, got {kind_of(value)}")
-        if self.high is not None and not self.low <= value <= self.high:
-            raise ValueError(f"{value} is out of range {self.low}..{self.high}")
-        if value < self.low:
-            raise ValueError(f"{value} is too small (the minimum is {self.low})")
-        return value
-
+class Int(shared.Int, ValueType):
     def from_haproxy(self, word: str) -> object:
         try:
             number = int(word, 10)
@@ -129,26 +84,8 @@ class Int(ValueType):
         return "<number>"
 
 
-@dataclass(frozen=True)
-class Duration(ValueType):
+class Duration(shared.Duration, ValueType):
     """Milliseconds, through the suite's one duration parser."""
-
-    minimum: int = 1  # most durations must be > 0 (a zero timeout never fires)
-
-    def describe(self) -> str:
-        return "duration" if self.minimum > 0 else "duration (0 allowed)"
-
-    def parse(self, value: object) -> int:
-        try:
-            millis = parse_duration(value)  # type: ignore[arg-type]
-        except ValueError as exc:
-            reason = str(exc)
-            if isinstance(value, str) and reason.startswith(repr(value)):
-                reason = show(value) + reason[len(repr(value)):]
-            raise ValueError(reason) from None
-        if millis < self.minimum:
-            raise ValueError(f"{show(value)} is too short: it must be at least {format_duration(self.minimum)}")
-        return millis
 
     def from_haproxy(self, word: str) -> object:
         return format_duration(self.parse(word))
@@ -160,78 +97,24 @@ class Duration(ValueType):
         return "<time>"
 
 
-@dataclass(frozen=True)
-class Str(ValueType):
-    """A non-empty string, optionally matching `pattern` (explained by `what`)."""
-
-    what: str = "string"
-    pattern: str | None = None
-    hint: str = ""
-
-    def describe(self) -> str:
-        return self.what
-
-    def parse(self, value: object) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"expected a {self.what}, got {kind_of(value)}")
-        if not value:
-            raise ValueError(f"expected a {self.what}, got an empty string")
-        if self.pattern is not None and not re.fullmatch(self.pattern, value):
-            raise ValueError(f"{show(value)} is not a valid {self.what}{self.hint}")
-        return value
+class Str(shared.Str, ValueType):
+    """A non-empty string, optionally matching `pattern` (explained by `hint`)."""
 
     def placeholder(self) -> str:
         return "<" + self.what.split()[-1] + ">"
 
 
-@dataclass(frozen=True)
-class Choice(ValueType):
-    values: tuple[str, ...]
-
-    def describe(self) -> str:
-        return " | ".join(f'"{v}"' for v in self.values)
-
-    def parse(self, value: object) -> str:
-        if not isinstance(value, str):
-            raise ValueError(f"expected one of {self._list()}, got {kind_of(value)}")
-        if value not in self.values:
-            raise ValueError(f"{show(value)} is not one of {self._list()}")
-        return value
-
-    def _list(self) -> str:
-        return ", ".join(self.values)
-
+class Choice(shared.Choice, ValueType):
     def placeholder(self) -> str:
         return "<" + "|".join(self.values) + ">"
 
 
-class StrList(ValueType):
+class StrList(shared.StrList, ValueType):
     """One string or an array of strings (e.g. several cookie domains)."""
 
-    def describe(self) -> str:
-        return "string or array of strings"
 
-    def parse(self, value: object) -> tuple[str, ...]:
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) and v for v in items):
-            raise ValueError(f"expected a string or an array of non-empty strings, got {kind_of(value)}")
-        return tuple(items)
-
-
-class FileMode(ValueType):
+class FileMode(shared.FileMode, ValueType):
     """A Unix permission: TOML octal 0o600, or an octal string "600"/"0600"."""
-
-    def describe(self) -> str:
-        return "file mode (0o600 or \"600\")"
-
-    def parse(self, value: object) -> int:
-        if isinstance(value, str) and re.fullmatch(r"0?[0-7]{1,3}", value):
-            value = int(value, 8)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"expected a file mode such as 0o600, got {kind_of(value)}")
-        if not 0 <= value <= MAX_FILE_MODE:
-            raise ValueError(f"{oct(value)} is not a file mode (0o000..0o777)")
-        return value
 
     def from_haproxy(self, word: str) -> object:
         return self.parse(word)
