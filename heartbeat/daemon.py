@@ -1,0 +1,277 @@
+"""`heartbeat run`: one cluster node, wired together with gevent.
+
+The parts keep to their jobs (Pacemaker's split): the transport moves
+authenticated datagrams, membership turns heard heartbeats into node
+up/down, the local resource manager runs agents, the controller decides
+(and, on the DC, drives the policy engine), the status server answers the
+checks and the CLI. This module only connects them and owns the timers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from pathlib import Path
+
+import gevent
+import gevent.event
+from gevent.server import StreamServer
+
+from heartbeat import cib_store
+from heartbeat.authkeys import load_authkeys
+from heartbeat.controller import Controller
+from heartbeat.lrm.lrm import LocalResourceManager
+from heartbeat.membership import HeartbeatHeard, Membership, NodeDown, NodeUp, Tick
+from heartbeat.model import ClusterConfig, ResourceState
+from heartbeat.policy import schedule
+from heartbeat.status import build_status
+from heartbeat.transport import Transport
+
+STATUS_LINE_LIMIT = 65536
+STATUS_CLIENT_TIMEOUT = 5.0
+REQUEST_WAIT = 10.0  # how long a forwarded change waits for the DC's answer
+GENERATION_FILE = "generation-{node}"
+
+
+def _next_generation(state_dir: str, node: str) -> int:
+    """Boot generation: persisted and increased at every start, so that peers
+    tell a restarted node's fresh sequence numbers from a replay."""
+    path = Path(state_dir) / GENERATION_FILE.format(node=node)
+    try:
+        current = int(path.read_text().strip())
+    except (OSError, ValueError):
+        current = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{current + 1}\n")
+    os.replace(tmp, path)
+    return current + 1
+
+
+class Node:
+    def __init__(self, config: ClusterConfig, name: str, ocf_root: str | None = None, log=None):
+        if config.node(name) is None:
+            raise ValueError(f"node {name!r} is not in the configuration")
+        self.config = config
+        self.name = name
+        self.log = log or (lambda message: print(f"heartbeat[{name}]: {message}", file=sys.stderr, flush=True))
+        state_dir = os.path.join(config.state_dir, name) if config.state_dir else "."
+        self.state_dir = state_dir
+        self.generation = _next_generation(state_dir, name)
+        keys = load_authkeys(config.auth_key_file)
+        cib = cib_store.load(config, state_dir)
+        self.controller = Controller(
+            name, cib, send=self._send, execute=self._execute, clock=self._now, schedule=schedule,
+            persist=lambda c: cib_store.save(c, state_dir), publish=self._publish,
+            generation=self.generation)
+        now = self._now()
+        self.membership = Membership(
+            name, {n.name: n.addresses for n in config.nodes}, keepalive_ms=config.keepalive,
+            warntime_ms=config.warntime, deadtime_ms=config.deadtime, initdead_ms=config.initdead, now=now)
+        local = config.node(name)
+        peers = {n.name: n.addresses for n in config.nodes if n.name != name}
+        self.transport = Transport(name, config.name, list(local.addresses), config.port, peers, keys,
+                                   self.generation, self._on_message, multicast=config.multicast)
+        self.lrm = LocalResourceManager(name, config.resources, self._on_lrm_result, ocf_root=ocf_root)
+        self.status_server: StreamServer | None = None
+        self._stop = gevent.event.Event()
+        self._greenlets: list[gevent.Greenlet] = []
+
+    # ---- plumbing -------------------------------------------------------------
+    @staticmethod
+    def _now() -> float:
+        import time
+        return time.time()
+
+    def _send(self, kind: str, body: dict, to: str | None) -> None:
+        self.transport.send(kind, body, to)
+
+    def _publish(self, kind: str, fields: dict) -> None:
+        self.log(f"{kind}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+
+    def _execute(self, action_id: str, kind: str, resource: str) -> None:
+        gevent.spawn(self._run_action, action_id, kind, resource)
+
+    def _run_action(self, action_id: str, kind: str, resource: str) -> None:
+        result = self.lrm.execute(kind, resource)
+        state = self._state_of(resource)
+        if kind == "monitor":
+            failed = result.rc not in (0, 7)
+        else:
+            failed = result.rc != 0
+        self.log(f"{kind} {resource}: rc={result.rc} {result.reason}".rstrip())
+        self.controller.action_done(action_id, kind, resource, result.rc, result.reason, state, failed)
+        self.controller.pulse()
+
+    def _state_of(self, resource: str) -> ResourceState:
+        for status in self.lrm.status():
+            if status.resource == resource:
+                return status.state
+        return ResourceState.STOPPED
+
+    def _on_lrm_result(self, result) -> None:
+        """A recurring monitor reported (the LRM calls this only for those)."""
+        if result.action != "monitor" or result.rc == 0:
+            return
+        self.log(f"monitor {result.resource} failed: rc={result.rc} {result.reason}")
+        self.controller.action_done(None, "monitor", result.resource, result.rc, result.reason,
+                                    ResourceState.FAILED, True)
+        self.controller.pulse()
+
+    def _on_message(self, message, source: str) -> None:
+        now = self._now()
+        events = self.membership.process_event(HeartbeatHeard(message.sender, source, message.generation), now)
+        self._membership_events(events)
+        self.controller.on_message(message.kind, message.sender, message.body, message.generation)
+        if message.kind in ("result", "request", "hb"):
+            self.controller.pulse()
+
+    def _membership_events(self, events) -> None:
+        lost = []
+        changed = False
+        for event in events:
+            self.log(_describe(event))
+            if isinstance(event, NodeDown):
+                lost.append(event.node)
+                changed = True
+            elif isinstance(event, NodeUp):
+                changed = True
+        if changed:
+            self.controller.set_online(self.membership.online(), tuple(lost))
+
+    # ---- timers -------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        interval = self.config.keepalive / 1000.0
+        while not self._stop.is_set():
+            try:
+                self.transport.send("hb", self.controller.heartbeat_body(), None)
+            except Exception as exc:  # never let one bad send stop the heartbeats
+                self.log(f"heartbeat send failed: {exc!r}")
+            self._stop.wait(interval)
+
+    def _tick_loop(self) -> None:
+        interval = max(0.02, self.config.keepalive / 4000.0)
+        while not self._stop.is_set():
+            try:
+                self._membership_events(self.membership.process_event(Tick(), self._now()))
+                self.controller.pulse()
+            except Exception as exc:
+                self.log(f"controller error: {exc!r}")
+            self._stop.wait(interval)
+
+    # ---- status socket ----------------------------------------------------------
+    def status_document(self) -> dict:
+        return build_status(self.controller, self.membership.links, self.transport.counters_rejected())
+
+    def _handle_status(self, sock, address) -> None:
+        sock.settimeout(STATUS_CLIENT_TIMEOUT)
+        try:
+            data = b""
+            while b"\n" not in data and len(data) < STATUS_LINE_LIMIT:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            line = data.split(b"\n", 1)[0]
+            try:
+                request = json.loads(line or b"{}")
+                if not isinstance(request, dict):
+                    raise ValueError("not an object")
+            except ValueError:
+                answer = {"ok": False, "error": "requests are one JSON object per line"}
+            else:
+                answer = self.answer(request)
+            sock.sendall(json.dumps(answer).encode() + b"\n")
+        except (OSError, socket.timeout):
+            pass
+        finally:
+            sock.close()
+
+    def answer(self, request: dict) -> dict:
+        cmd = request.get("cmd", "status")
+        if cmd == "status":
+            return self.status_document()
+        if cmd not in ("move", "clear", "standby", "online", "cleanup", "maintenance", "manage"):
+            return {"ok": False, "error": f"unknown command: {cmd}"}
+        controller = self.controller
+        if controller.is_dc:
+            answer = controller.apply_request(request)
+            controller.pulse()
+            return answer
+        request = dict(request, id=controller.new_request_id())
+        deadline = self._now() + REQUEST_WAIT
+        while self._now() < deadline:
+            dc = controller.dc
+            if dc is not None:
+                self.transport.send("request", request, dc)
+            if controller.acks.get(request["id"]) is not None:
+                break
+            gevent.sleep(self.config.keepalive / 1000.0)
+            if request["id"] in controller.acks:
+                break
+        answer = controller.acks.pop(request["id"], None)
+        if answer is None:
+            return {"ok": False, "error": "no answer from the DC"}
+        return {k: v for k, v in answer.items() if k != "id"}
+
+    def _start_status_server(self) -> None:
+        path = self.config.status_socket
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if os.path.exists(path):
+            probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                probe.connect(path)
+            except OSError:
+                os.unlink(path)  # stale: nobody answers on it
+            else:
+                probe.close()
+                raise RuntimeError(f"status socket {path} is in use by a running node")
+            finally:
+                probe.close()
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(path)
+        os.chmod(path, 0o660)
+        listener.listen(64)
+        self.status_server = StreamServer(listener, self._handle_status)
+        self.status_server.start()
+
+    # ---- lifecycle ------------------------------------------------------------
+    def start(self) -> None:
+        statuses = self.lrm.probe_all()
+        self.controller.set_local_status(statuses.values())
+        for status in statuses.values():
+            if status.state == ResourceState.STARTED:
+                self.log(f"probe: {status.resource} is already running here")
+        self.transport.start()
+        self._start_status_server()
+        self._greenlets = [gevent.spawn(self._heartbeat_loop), gevent.spawn(self._tick_loop)]
+        self.log(f"node {self.name} started (generation {self.generation})")
+
+    def serve_forever(self) -> None:
+        self.start()
+        self._stop.wait()
+
+    def stop(self, stop_resources: bool = True) -> None:
+        """Leave the cluster: stop local resources (in reverse order) so that
+        the others can take them, then stop talking."""
+        if stop_resources:
+            for res in reversed(self.config.resources):
+                if self._state_of(res.id) in (ResourceState.STARTED, ResourceState.FAILED):
+                    self.lrm.execute("stop", res.id)
+        self._stop.set()
+        self.lrm.stop_monitors()
+        self.transport.stop()
+        if self.status_server is not None:
+            self.status_server.stop()
+            try:
+                os.unlink(self.config.status_socket)
+            except OSError:
+                pass
+
+
+def _describe(event) -> str:
+    name = type(event).__name__
+    fields = ", ".join(f"{k}={v}" for k, v in vars(event).items()) if hasattr(event, "__dict__") else str(event)
+    return f"{name}({fields})"
