@@ -251,3 +251,28 @@ def test_connection_mode_close(proxy):
         data = recv_all(sock)
     status, headers, _ = parse_response(data)
     assert status == 200 and headers["connection"] == ["close"]
+
+
+def _echo_from(port, source_ip):
+    sock = socket.socket()
+    sock.bind((source_ip, 0))
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    with sock:
+        sock.sendall(b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        _, _, body = parse_response(recv_all(sock))
+    return [v for k, v in json.loads(body)["headers"] if k.lower() == "x-forwarded-for"]
+
+
+def test_forwardfor_except_network(proxy):
+    port, _, _ = proxy(forwardfor={"except": "127.0.0.2/32"})
+    assert _echo_from(port, "127.0.0.1") == ["127.0.0.1"]
+    assert _echo_from(port, "127.0.0.2") == []  # the excepted client gets no header
+    assert _echo_from(port, "127.0.0.3") == ["127.0.0.3"]
+
+
+def test_forwardfor_custom_header(proxy):
+    port, _, _ = proxy(forwardfor={"header": "X-Client-IP"})
+    status, _, body = http_get(port, "/echo")
+    names = [k for k, _ in json.loads(body)["headers"]]
+    assert "X-Client-IP" in names and "X-Forwarded-For" not in names
