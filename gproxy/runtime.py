@@ -10,6 +10,7 @@ plain integers updated in place (cheap on the hot path; formatted off it).
 from __future__ import annotations
 
 import collections
+from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
 from gproxy.balance import make_balancer
@@ -90,6 +91,7 @@ class ServerRuntime:
         self.queue: collections.deque[Waiter] = collections.deque()
         self.idle: list = []  # idle keep-alive sockets to this server
         self.checker = None  # set by the process layer when checks run
+        self.streams: set[Stream] = set()  # client streams holding a slot here (shutdown sessions)
 
     # The balancer reads these two attributes.
     @property
@@ -118,6 +120,13 @@ class ServerRuntime:
     def check_done(self, outcome: CheckOutcome, now: float) -> None:
         self.apply(CheckDone(outcome), now)
 
+    def shutdown_sessions(self) -> int:
+        """`shutdown sessions server`: kill every stream using this server."""
+        streams = list(self.streams)
+        for stream in streams:
+            stream.kill()
+        return len(streams)
+
 
 class BackendRuntime:
     """A backend: its servers, balancer, backend queue and counters."""
@@ -137,6 +146,8 @@ class BackendRuntime:
         self.last_change = now
         self.down_since: float | None = None if self.has_usable_server() else now
         self.downtime = 0.0
+        self.chkdown = 0  # times the backend lost its last usable server
+        self.last_error: ErrorCapture | None = None  # last invalid response (show errors)
 
     # ---- selection -------------------------------------------------------
     def usable_group(self) -> list[ServerRuntime]:
@@ -272,6 +283,7 @@ class BackendRuntime:
             message = f"backend {self.name} has a server available again."
         else:
             self.down_since = now
+            self.chkdown += 1
             message = f"backend {self.name} has no server available!"
             # Nothing can serve the backend queue any more: fail it now.
             while self.queue:
@@ -301,6 +313,7 @@ class FrontendRuntime:
         self.counters = Counters()
         self.maxconn = cfg.maxconn
         self.enabled = True
+        self.last_error: ErrorCapture | None = None  # last invalid request (show errors)
 
 
 class ProcessState:
@@ -314,3 +327,57 @@ class ProcessState:
         self.cum_req = 0
         self.stopping = False
         self.bytes_out = 0
+        self.streams: dict[int, Stream] = {}  # live client connections by id (show sess)
+        self.error_events = 0  # invalid requests/responses captured so far (show errors)
+
+    def capture_error(self, owner: "FrontendRuntime | BackendRuntime", capture: "ErrorCapture") -> None:
+        """Keep `capture` as the last error of `owner` (a frontend for an
+        invalid request, a backend for an invalid response)."""
+        owner.last_error = replace(capture, event=self.error_events)
+        self.error_events += 1
+
+
+class Stream:
+    """One client connection, for `show sess` and `shutdown session(s)`.
+
+    The process layer creates it for each accepted connection, with `kill`
+    closing that connection. The proxy layer calls `attach(server)` when a
+    request gets a slot on a server and `detach()` when it releases it, so
+    that `shutdown sessions server` finds the streams of a server."""
+
+    __slots__ = ("id", "frontend", "source", "started", "kill", "server", "__weakref__")
+
+    def __init__(self, stream_id: int, frontend: str, source: str, started: float, kill: Callable[[], None]):
+        self.id = stream_id
+        self.frontend = frontend
+        self.source = source  # "ip:port"
+        self.started = started
+        self.kill = kill
+        self.server: ServerRuntime | None = None
+
+    def attach(self, server: ServerRuntime) -> None:
+        self.detach()
+        self.server = server
+        server.streams.add(self)
+
+    def detach(self) -> None:
+        if self.server is not None:
+            self.server.streams.discard(self)
+            self.server = None
+
+
+@dataclass(frozen=True)
+class ErrorCapture:
+    """An invalid request or response as `show errors` reports it."""
+
+    when: float  # wall clock
+    source: str  # the client's "ip:port"
+    data: bytes  # what was received, up to the error (at most one buffer)
+    error_at: int  # offset of the first invalid byte in `data`
+    frontend: str = ""
+    frontend_id: int = -1
+    backend: str | None = None
+    backend_id: int = -1
+    server: str | None = None
+    server_id: int = -1
+    event: int = 0  # set by ProcessState.capture_error
