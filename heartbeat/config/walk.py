@@ -1,0 +1,176 @@
+"""Checking raw TOML data against the schema, one key at a time.
+
+`Walker.table(raw, section, path)` returns the valid keys of a table, parsed,
+and records every problem with its key path (`resource[1].monitor.interval`)
+instead of stopping at the first, so `heartbeat check` lists them all in one
+run. Arrays keep invalid items as None, so the indexes of the valid ones
+still match the file. The loader builds the model from what this returns and
+adds the checks that span several tables. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gsuite.config_types import Choice, ValueType, did_you_mean, kind_of, show
+from heartbeat.config.schema import Section
+from heartbeat.config.types import ListOf, MappingOf, Table, TableList, TaggedTableList
+
+INVALID: Any = object()  # a value that failed validation (its problem is recorded already)
+
+AnyType = ValueType | Table | TableList | TaggedTableList | ListOf | MappingOf
+
+
+class Walker:
+    """Accumulates (key path, reason) problems over one validation run."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def problem(self, path: str, reason: str) -> None:
+        self.problems.append((path, reason))
+
+    def has_problem_under(self, path: str) -> bool:
+        """Was anything at `path`, or inside it, reported already?"""
+        return any(p == path or p.startswith(path + ".") or p.startswith(path + "[") for p, _ in self.problems)
+
+    def table(self, raw: object, section: Section, path: str, hint_sections: tuple[Section, ...] = ()
+              ) -> dict[str, Any] | None:
+        """The valid keys of one table, parsed; None if `raw` is not a table.
+        `hint_sections` are sibling sections an unknown key may belong to."""
+        if not isinstance(raw, dict):
+            self.problem(path, f"expected a table, got {kind_of(raw)}")
+            return None
+        values: dict[str, Any] = {}
+        for key, value in raw.items():
+            key_path = _join(path, key)
+            setting = section.get(key)
+            if setting is None:
+                self.unknown_key(key_path, key, section, hint_sections)
+                continue
+            parsed = self.value(value, setting.type, key_path)
+            if parsed is not INVALID:
+                values[key] = parsed
+        for setting in section.settings:
+            if setting.required and setting.key not in raw:
+                self.problem(_join(path, setting.key), f"missing: {section.noun} needs one")
+        return values
+
+    def unknown_key(self, path: str, key: str, section: Section, hint_sections: tuple[Section, ...]) -> None:
+        owners = [s.noun for s in hint_sections if s is not section and s.get(key) is not None]
+        if owners:
+            self.problem(path, f"not a key of {section.noun} (it belongs in {' or '.join(owners)})")
+        else:
+            self.problem(path, "unknown key" + did_you_mean(key, section.keys()))
+
+    def value(self, raw: object, typ: AnyType, path: str) -> Any:
+        if isinstance(typ, Table):
+            values = self.table(raw, typ.section, path)
+            return INVALID if values is None else values
+        if isinstance(typ, TableList):
+            return self.table_list(raw, typ, path)
+        if isinstance(typ, TaggedTableList):
+            return self.tagged_table_list(raw, typ, path)
+        if isinstance(typ, ListOf):
+            return self.list_of(raw, typ, path)
+        if isinstance(typ, MappingOf):
+            return self.mapping(raw, typ, path)
+        return self.scalar(raw, typ, path)
+
+    def scalar(self, raw: object, typ: ValueType, path: str) -> Any:
+        try:
+            return typ.parse(raw)
+        except ValueError as exc:
+            hint = did_you_mean(raw, typ.values) if isinstance(typ, Choice) and isinstance(raw, str) else ""
+            self.problem(path, f"{exc}{hint}")
+            return INVALID
+
+    def _array(self, raw: object, path: str, name: str) -> list[Any] | None:
+        if isinstance(raw, (list, tuple)):
+            return list(raw)
+        if isinstance(raw, dict):
+            self.problem(path, f"expected an array of tables: write [[{name}]] for each one, not [{name}]")
+        else:
+            self.problem(path, f"expected an array of tables ([[{name}]]), got {kind_of(raw)}")
+        return None
+
+    def table_list(self, raw: object, typ: TableList, path: str) -> Any:
+        items = self._array(raw, path, path.rsplit(".", 1)[-1])
+        if items is None:
+            return INVALID
+        return [self.table(item, typ.section, f"{path}[{i}]") for i, item in enumerate(items)]
+
+    def tagged_table_list(self, raw: object, typ: TaggedTableList, path: str) -> Any:
+        items = self._array(raw, path, path.rsplit(".", 1)[-1])
+        if items is None:
+            return INVALID
+        sections = tuple(section for _, section in typ.sections)
+        choices = ", ".join(f'"{v}"' for v in typ.tag_values())
+        result: list[tuple[str, dict[str, Any]] | None] = []
+        for i, item in enumerate(items):
+            item_path = f"{path}[{i}]"
+            if not isinstance(item, dict):
+                self.problem(item_path, f"expected a table, got {kind_of(item)}")
+                result.append(None)
+                continue
+            tag = item.get(typ.tag)
+            section = typ.section_for(tag) if isinstance(tag, str) else None
+            if section is None:
+                if typ.tag not in item:
+                    self.problem(f"{item_path}.{typ.tag}", f"missing: say which kind ({choices})")
+                else:
+                    hint = did_you_mean(tag, typ.tag_values()) if isinstance(tag, str) else ""
+                    self.problem(f"{item_path}.{typ.tag}", f"expected one of {choices}, got {kind_of(tag)}{hint}")
+                result.append(None)
+                continue
+            values = self.table(item, section, item_path, hint_sections=sections)
+            result.append(None if values is None else (tag, values))
+        return result
+
+    def list_of(self, raw: object, typ: ListOf, path: str) -> Any:
+        items = [raw] if isinstance(raw, str) else raw
+        if not isinstance(items, (list, tuple)):
+            self.problem(path, f"expected an array of {_plural(typ.what)}, got {kind_of(raw)}")
+            return INVALID
+        if len(items) < typ.min_items:
+            wanted = f"one {typ.what}" if typ.min_items == 1 else f"{typ.min_items} {_plural(typ.what)}"
+            self.problem(path, f"expected at least {wanted}, got {len(items)}")
+            return INVALID
+        values: list[Any] = []
+        seen: dict[Any, int] = {}
+        for i, item in enumerate(items):
+            parsed = self.scalar(item, typ.item, f"{path}[{i}]")
+            if parsed is INVALID:
+                values.append(None)
+                continue
+            if parsed in seen:
+                self.problem(f"{path}[{i}]", f"{show(item)} is listed twice (also {path}[{seen[parsed]}])")
+                values.append(None)
+                continue
+            seen[parsed] = i
+            values.append(parsed)
+        return values
+
+    def mapping(self, raw: object, typ: MappingOf, path: str) -> Any:
+        if not isinstance(raw, dict):
+            self.problem(path, f"expected a table such as {{ name = \"value\" }}, got {kind_of(raw)}")
+            return INVALID
+        pairs: list[tuple[str, Any]] = []
+        for key, value in raw.items():
+            key_path = _join(path, key)
+            if not re.fullmatch(typ.key_pattern, key):
+                self.problem(key_path, f"{show(key)} is not a valid name{typ.key_hint}")
+                continue
+            parsed = self.scalar(value, typ.value, key_path)
+            if parsed is not INVALID:
+                pairs.append((key, parsed))
+        return tuple(pairs)
+
+
+def _plural(what: str) -> str:
+    return what + ("es" if what.endswith("s") else "s")
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
