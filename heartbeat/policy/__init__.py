@@ -1,0 +1,56 @@
+"""heartbeat's policy engine: Pacemaker's scheduler for our subset, as a pure function.
+
+`schedule(cib, status, now)` maps the CIB (configuration + administrators'
+runtime state + fail counts), the observed cluster status and the current
+time to a `Transition`: the target placement, the ordered steps of actions
+that reach it, and short reasons. It reads no clock (`now` is an argument),
+does no I/O and keeps no state; the same input always gives the same output.
+
+The pipeline, one module per step (like Pacemaker's pcmk__schedule_actions):
+
+    unpack      expire failures and moves, node eligibility, what runs where
+    scores      location, moves, stickiness, fail counts -> node scores
+    placement   groups as units, colocation, orders' runnability -> nodes
+    actions     stops, starts, recoveries, implied restarts -> ordered steps
+
+`heartbeat.policy.simulate` replays a case file offline (crm_simulate).
+"""
+
+from __future__ import annotations
+
+from heartbeat.model import Cib, ClusterStatus, Transition
+from heartbeat.policy.actions import order_steps, plan_actions
+from heartbeat.policy.notes import Note, select
+from heartbeat.policy.placement import assign
+from heartbeat.policy.scores import node_scores
+from heartbeat.policy.unpack import View, unpack
+
+__all__ = ["schedule"]
+
+
+def schedule(cib: Cib, status: ClusterStatus, now: float) -> Transition:
+    """The transition from the observed `status` to what `cib` asks for at time `now`."""
+    view = unpack(cib, status, now)
+    if view.maintenance:
+        return _hands_off(view)
+    scores = node_scores(view)
+    assignment = assign(view, scores)
+    plan = plan_actions(view, assignment.placement)
+    steps = order_steps(view, plan)
+    acted_on = frozenset(action.resource for step in steps for action in step)
+    notes = (*_cluster_notes(view), *view.notes, *scores.notes, *assignment.notes, *plan.notes)
+    placement = tuple((res.id, assignment.placement.get(res.id)) for res in cib.config.resources)
+    return Transition(placement=placement, steps=steps, reasons=select(notes, acted_on))
+
+
+def _hands_off(view: View) -> Transition:
+    """Maintenance mode: everything stays as it is, no action at all."""
+    placement = tuple((res.id, next(iter(view.active_on(res.id)), None)) for res in view.config.resources)
+    return Transition(placement=placement, steps=(), reasons=("maintenance mode: no actions",))
+
+
+def _cluster_notes(view: View) -> tuple[Note, ...]:
+    if view.eligible or not view.config.resources:
+        return ()
+    why = "no node online" if not view.online else "every online node is in standby"
+    return (Note(f"no node can run resources: {why}", always=True),)
