@@ -52,6 +52,8 @@ from heartbeat.model import (
 INITDEAD_FACTOR = 3  # default initdead = 3 x deadtime: the model's 5s/15s pair; Heartbeat asks for >= 2x
 KEY_FILE_PRIVATE_BITS = 0o077  # any group/other permission on the key file (Heartbeat wants 0600)
 _TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
+_PATH_HEAD_RE = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
+_TOP_KEYS = TOP_LEVEL.keys()
 
 
 def load_file(path: str) -> ClusterConfig:
@@ -120,6 +122,15 @@ def _toml_reason(exc: tomllib.TOMLDecodeError) -> str:
     return f"invalid TOML: {message[:1].lower()}{message[1:]}{where}"
 
 
+def _file_order(problem: tuple[str, str]) -> tuple[int, int]:
+    """Sort key grouping problems by table, then by array index, as the file
+    reads; the sort is stable, so one item's problems keep their order."""
+    match = _PATH_HEAD_RE.match(problem[0])
+    if match is None or match.group(1) not in _TOP_KEYS:
+        return (len(_TOP_KEYS), 0)
+    return (_TOP_KEYS.index(match.group(1)), int(match.group(2) or 0))
+
+
 def _raw_items(data: dict[str, Any], key: str) -> list[dict[str, Any]]:
     """The tables of an array as written, valid or not (for name lookups)."""
     items = data.get(key)
@@ -161,7 +172,7 @@ class _Loader:
         self.check_id_namespace(data)
         constraints = self.build_constraints(doc.get("constraint") or [])
         if self.walker.problems:
-            raise ConfigError(self.walker.problems)
+            raise ConfigError(sorted(self.walker.problems, key=_file_order))
         return ClusterConfig(nodes=tuple(nodes), resources=tuple(resources), groups=tuple(groups),
                              constraints=tuple(constraints), source=self.source, **cluster)
 

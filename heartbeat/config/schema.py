@@ -137,7 +137,7 @@ NODE = Section("node", "[[node]]", "every [[node]]", (
     "A cluster member, named as `uname -n` names it. Address number N of every node is on link N; "
     "a node is alive while any of its links carries its heartbeats."), (
     Setting("name", NODE_NAME, "Node name, unique in the cluster.", required=True, hacf="node"),
-    Setting("addresses", ListOf(NodeAddress(), "address"), "Its addresses, one per link (redundant links).",
+    Setting("addresses", ListOf(NodeAddress(), "IP address"), "Its addresses, one per link (redundant links).",
             required=True, hacf="ucast DEV ADDRESS"),
     Setting("id", Int(1, MAX_NODE_ID), "Node id, unique in the cluster.", default_doc="its 1-based position",
             pacemaker="node id"),
@@ -208,7 +208,7 @@ LOCATION = Section("location", 'kind = "location"', "a location constraint", (
     "Where a resource or group prefers to run: a positive score attracts it to the node, "
     "-INFINITY bans it from there."), (
     Setting("kind", _KIND, "The constraint's kind.", required=True),
-    Setting("id", RESOURCE_ID, "Constraint id.", default_doc='"location-RESOURCE-NODE"',
+    Setting("id", RESOURCE_ID, "Constraint id.", default_doc='`"location-RESOURCE-NODE"`',
             pacemaker="rsc_location id"),
     Setting("resource", RESOURCE_ID, "A resource or group.", required=True, pacemaker="rsc_location rsc"),
     Setting("node", NODE_NAME, "A node.", required=True, pacemaker="rsc_location node"),
@@ -219,7 +219,7 @@ COLOCATION = Section("colocation", 'kind = "colocation"', "a colocation constrai
     "Run `resource` where `with` runs (INFINITY: only there), or never with it (-INFINITY); "
     "finite scores are preferences. `with` is placed first."), (
     Setting("kind", _KIND, "The constraint's kind.", required=True),
-    Setting("id", RESOURCE_ID, "Constraint id.", default_doc='"colocation-RESOURCE-WITH"',
+    Setting("id", RESOURCE_ID, "Constraint id.", default_doc='`"colocation-RESOURCE-WITH"`',
             pacemaker="rsc_colocation id"),
     Setting("resource", RESOURCE_ID, "A resource or group.", required=True, pacemaker="rsc_colocation rsc"),
     Setting("with", RESOURCE_ID, "The resource or group it goes with.", required=True,
@@ -231,7 +231,7 @@ ORDER = Section("order", 'kind = "order"', "an order constraint", (
     "Start `first` before `then` (and, if symmetrical, stop `then` before `first`). "
     "Order is not colocation: use both, or a group."), (
     Setting("kind", _KIND, "The constraint's kind.", required=True),
-    Setting("id", RESOURCE_ID, "Constraint id.", default_doc='"order-FIRST-THEN"', pacemaker="rsc_order id"),
+    Setting("id", RESOURCE_ID, "Constraint id.", default_doc='`"order-FIRST-THEN"`', pacemaker="rsc_order id"),
     Setting("first", RESOURCE_ID, "The resource or group started first.", required=True,
             pacemaker="rsc_order first"),
     Setting("then", RESOURCE_ID, "The resource or group started after it.", required=True,
@@ -247,7 +247,7 @@ CONSTRAINT_SECTIONS = (("location", LOCATION), ("colocation", COLOCATION), ("ord
 # --- the file ------------------------------------------------------------------------
 
 TOP_LEVEL = Section("file", "the file", "a cluster file", "The tables of a cluster file.", (
-    Setting("cluster", Table(CLUSTER), "Cluster-wide settings.", required=True, hacf="ha.cf"),
+    Setting("cluster", Table(CLUSTER), "Cluster-wide settings (ha.cf's directives).", required=True),
     Setting("node", TableList(NODE), f"The members: {MIN_NODES} to {MAX_NODES} nodes.", required=True,
             hacf="node"),
     Setting("resource", TableList(RESOURCE), "The resources.", (), pacemaker="primitive"),

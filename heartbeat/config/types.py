@@ -145,6 +145,11 @@ class ParamValue(ValueType):
 # ---- structure: walked by the loader ------------------------------------------
 
 
+def plural(what: str) -> str:
+    """"address" -> "addresses", "resource id" -> "resource ids"."""
+    return what + ("es" if what.endswith("s") else "s")
+
+
 @dataclass(frozen=True)
 class Table:
     """A nested table checked key by key against `section`."""
@@ -152,7 +157,7 @@ class Table:
     section: "Section"
 
     def describe(self) -> str:
-        return f"table ([{self.section.title}](#{self.section.anchor}))"
+        return f"table ([`{self.section.title}`](#{self.section.anchor}))"
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,7 @@ class TableList:
     section: "Section"
 
     def describe(self) -> str:
-        return f"array of tables ([{self.section.title}](#{self.section.anchor}))"
+        return f"array of tables ([`{self.section.title}`](#{self.section.anchor}))"
 
 
 @dataclass(frozen=True)
@@ -183,7 +188,7 @@ class TaggedTableList:
         return tuple(value for value, _ in self.sections)
 
     def describe(self) -> str:
-        links = ", ".join(f"[{s.title}](#{s.anchor})" for _, s in self.sections)
+        links = ", ".join(f"[`{s.title}`](#{s.anchor})" for _, s in self.sections)
         return f"array of tables ({links})"
 
 
@@ -197,8 +202,10 @@ class ListOf:
     min_items: int = 1
 
     def describe(self) -> str:
-        return f"array of {self.item.describe()}" if self.min_items == 0 else \
-            f"array of {self.item.describe()} (at least {self.min_items})"
+        text = f"array of {plural(self.what)}"
+        if self.min_items == 0:
+            return text
+        return text + (" (at least one)" if self.min_items == 1 else f" (at least {self.min_items})")
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 from gsuite.config_types import Choice, ValueType, did_you_mean, kind_of, show
 from heartbeat.config.schema import Section
-from heartbeat.config.types import ListOf, MappingOf, Table, TableList, TaggedTableList
+from heartbeat.config.types import ListOf, MappingOf, Table, TableList, TaggedTableList, plural
 
 INVALID: Any = object()  # a value that failed validation (its problem is recorded already)
 
@@ -131,10 +131,10 @@ class Walker:
     def list_of(self, raw: object, typ: ListOf, path: str) -> Any:
         items = [raw] if isinstance(raw, str) else raw
         if not isinstance(items, (list, tuple)):
-            self.problem(path, f"expected an array of {_plural(typ.what)}, got {kind_of(raw)}")
+            self.problem(path, f"expected an array of {plural(typ.what)}, got {kind_of(raw)}")
             return INVALID
         if len(items) < typ.min_items:
-            wanted = f"one {typ.what}" if typ.min_items == 1 else f"{typ.min_items} {_plural(typ.what)}"
+            wanted = f"one {typ.what}" if typ.min_items == 1 else f"{typ.min_items} {plural(typ.what)}"
             self.problem(path, f"expected at least {wanted}, got {len(items)}")
             return INVALID
         values: list[Any] = []
@@ -166,10 +166,6 @@ class Walker:
             if parsed is not INVALID:
                 pairs.append((key, parsed))
         return tuple(pairs)
-
-
-def _plural(what: str) -> str:
-    return what + ("es" if what.endswith("s") else "s")
 
 
 def _join(path: str, key: str) -> str:
