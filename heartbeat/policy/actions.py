@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from heartbeat.model import Action, ClusterConfig, OrderConstraint
 from heartbeat.policy.notes import Note
-from heartbeat.policy.unpack import View
+from heartbeat.policy.unpack import View, migration_threshold
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ def plan_actions(view: View, placement: Mapping[str, str | None]) -> Plan:
             elif (rid, target) in view.recover:
                 stops.setdefault(rid, set()).add(target)
                 starts[rid] = target
+                notes.append(Note(f"{rid}: failed on {target}: recover in place ({_fail_count(view, rid, target)})",
+                                  (rid,)))
         if len(active) > 1:
             kept = f"keeping {target}" if target in active else "stopping all"
             notes.append(Note(f"{rid}: active on {' and '.join(active)}: {kept}", (rid,)))
@@ -98,6 +100,14 @@ def plan_actions(view: View, placement: Mapping[str, str | None]) -> Plan:
     _implied_restarts(view, placement, stops, starts, notes)
     ordered = {rid: tuple(n for n in view.nodes if n in where) for rid, where in stops.items()}
     return Plan(stops=ordered, starts=starts, notes=tuple(notes))
+
+
+def _fail_count(view: View, rid: str, node: str) -> str:
+    count = sum(f.count for f in view.failures if f.resource == rid and f.node == node)
+    res = view.config.resource(rid)
+    threshold = migration_threshold(view.config, res) if res is not None else 0
+    return f"fail count {count} of migration-threshold {threshold}" if threshold else \
+        f"fail count {count}, no migration-threshold"
 
 
 def _implied_restarts(view: View, placement: Mapping[str, str | None], stops: dict[str, set[str]],

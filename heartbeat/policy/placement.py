@@ -20,13 +20,15 @@ Pacemaker's `assign_resources`, for our subset:
 - A mandatory order whose `first` cannot run makes `then` unable to start.
 - Ties: a node named by a move, then the node already running more of the
   unit's members (no needless move), then the node with fewer resources
-  assigned so far (Pacemaker's default placement spreads), then node order.
-- Unmanaged resources stay where they are; a group with one follows it.
+  assigned so far (Pacemaker's default placement spreads; units that stay
+  where they run are assigned first), then node order.
+- Unmanaged resources stay where they are (or stopped), whatever their
+  group or colocations say: the cluster neither starts nor stops them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from heartbeat.model import (
@@ -111,8 +113,11 @@ class _Assigner:
     # ---- order of placement ----------------------------------------------
 
     def _placement_order(self) -> list[Unit]:
-        """Primaries and firsts before their dependents (Kahn's algorithm,
-        configuration order among the ready ones and to break cycles)."""
+        """Primaries and firsts before their dependents (Kahn's algorithm).
+        Among the ready ones, units already running on a node that may keep
+        them go first (as Pacemaker assigns active resources first), so the
+        load that breaks ties counts them before the ones that must move;
+        then configuration order, which also breaks cycles."""
         index = {u.id: i for i, u in enumerate(self.units)}
         after: dict[str, set[str]] = {u.id: set() for u in self.units}
         pairs = [(c.with_resource, c.resource) for c in self.colocations]
@@ -121,12 +126,15 @@ class _Assigner:
             before, later = self.unit_of.get(before_id), self.unit_of.get(after_id)
             if before is not None and later is not None and before is not later:
                 after[later.id].add(before.id)
+        def staying(unit: Unit) -> bool:
+            return any(n in self.view.eligible for m in unit.members for n in self.view.active_on(m))
+
         remaining = list(self.units)
         done: set[str] = set()
         out: list[Unit] = []
         while remaining:
             ready = [u for u in remaining if after[u.id] <= done] or remaining
-            unit = min(ready, key=lambda u: index[u.id])
+            unit = min(ready, key=lambda u: (not staying(u), index[u.id]))
             remaining.remove(unit)
             done.add(unit.id)
             out.append(unit)
@@ -153,7 +161,6 @@ class _Assigner:
 
         self._apply_colocations(unit, level)
         self._apply_orders(unit, level)
-        self._apply_unmanaged_members(unit, unit_level, member_level)
         merged, move_nodes = self._dependents_wishes(unit)
 
         prefix: dict[str, int] = {}
@@ -161,6 +168,9 @@ class _Assigner:
         for node in nodes:
             count, score = 0, unit_level[node]
             for member in unit.members:
+                if member in view.unmanaged:
+                    count += 1  # stays where it is whatever the group does
+                    continue
                 if add_scores(unit_level[node], member_level[member][node]) < 0:
                     break
                 count += 1
@@ -175,12 +185,12 @@ class _Assigner:
                                   -view.node_index(n)))
         placed = prefix[best] if best is not None else 0
         for position, member in enumerate(unit.members):
-            self.placement[member] = best if position < placed else None
-        if best is not None:
-            self.load[best] += placed
-        for member in unit.members:
             if member in view.unmanaged:
                 self._pin(member)
+            else:
+                self.placement[member] = best if position < placed else None
+                if position < placed and best is not None:
+                    self.load[best] += 1
         self._explain(unit, best, prefix, total, active, member_level, unit_level)
 
     def _pin(self, rid: str) -> None:
@@ -191,7 +201,7 @@ class _Assigner:
         self.notes.append(Note(f"{rid}: unmanaged: left " + (f"on {here}" if here else "stopped"),
                                (rid,), always=True))
 
-    def _apply_colocations(self, unit: Unit, level) -> None:  # type: ignore[no-untyped-def]
+    def _apply_colocations(self, unit: Unit, level: Callable[[str], dict[str, int]]) -> None:
         for c in self.colocations:
             dependent, primary = self.unit_of.get(c.resource), self.unit_of.get(c.with_resource)
             if dependent is not unit or primary is None or primary is unit:
@@ -211,7 +221,7 @@ class _Assigner:
             elif where is not None:
                 scores[where] = add_scores(scores[where], c.score)
 
-    def _apply_orders(self, unit: Unit, level) -> None:  # type: ignore[no-untyped-def]
+    def _apply_orders(self, unit: Unit, level: Callable[[str], dict[str, int]]) -> None:
         for o in self.orders:
             then, first = self.unit_of.get(o.then), self.unit_of.get(o.first)
             if then is not unit or first is None or first is unit or first.id not in self.decided:
@@ -222,18 +232,6 @@ class _Assigner:
                 scores = level(o.then)
                 for node in scores:
                     scores[node] = MINUS_INFINITY
-
-    def _apply_unmanaged_members(self, unit: Unit, unit_level: dict[str, int],
-                                 member_level: dict[str, dict[str, int]]) -> None:
-        """An unmanaged member stays put: the group can only be where it is."""
-        for member in unit.members:
-            if member not in self.view.unmanaged:
-                continue
-            here = next(iter(self.view.active_on(member)), None)
-            for node in member_level[member]:
-                member_level[member][node] = 0 if node == here else MINUS_INFINITY
-                if node != here:
-                    unit_level[node] = MINUS_INFINITY
 
     def _dependents_wishes(self, unit: Unit) -> tuple[dict[str, int], set[str]]:
         """Wishes of units that must follow this one (INFINITY colocation),
@@ -296,7 +294,10 @@ class _Assigner:
             else:
                 self.notes.append(Note(f"{rid}: cannot move to {move.node}: {self._why_not(move.node, prefix)}",
                                        subjects))
-        if moved or best is None or not was_active or current == best or current not in view.eligible:
+        if moved or best is None or not was_active or current == best:
+            return
+        if current not in view.eligible:
+            self.notes.append(Note(f"{unit.id}: leaves {current}: node in standby", subjects))
             return
         if prefix[best] > prefix[current]:
             what = "cannot run" if prefix[current] == 0 else \

@@ -64,11 +64,15 @@ class View:
 
 
 def stickiness(config: ClusterConfig, res: ResourceConfig) -> int:
-    """The resource's own value, else the cluster's; auto_failback=false is
-    Heartbeat's shorthand for INFINITY stickiness."""
+    """The resource's own value, else the cluster's. auto_failback=false is
+    Heartbeat's shorthand for INFINITY stickiness (the config loader already
+    sets it when resource_stickiness is not given; a hand-built config that
+    leaves the default 0 gets it here)."""
     if res.resource_stickiness is not None:
         return res.resource_stickiness
-    return config.resource_stickiness if config.auto_failback else INFINITY
+    if not config.auto_failback and config.resource_stickiness == 0:
+        return INFINITY
+    return config.resource_stickiness
 
 
 def migration_threshold(config: ClusterConfig, res: ResourceConfig) -> int:
