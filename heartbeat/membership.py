@@ -30,6 +30,15 @@ Heartbeat's rules (cluster.md 1.2), with redundant links:
   node restarted (`NodeRestarted`), whether or not we noticed it die; its
   resources' state is gone. A heartbeat from an older generation is stale
   (delayed on a slow link across the restart) and ignored.
+* Only a heartbeat newer than every one heard from the node (higher seq, or
+  a new generation) keeps the node alive; an older one, such as the copy of
+  a heartbeat sent over several links, only refreshes its link, and only
+  while the node is online. So a copy replayed over another link (the
+  transport accepts one copy per link) can make that link look up for a
+  while, but never keeps a dead node alive nor revives it.
+* A node is online exactly while at least one of its links is up: its links
+  time out no earlier than the node, and the node's death takes the links
+  still up down with it.
 * Every `process_event` first applies the timeouts due at `now`, so the
   outcome does not depend on how often the caller ticks: a heartbeat that
   arrives after a silence longer than deadtime, with no tick in between,
@@ -88,11 +97,13 @@ LINK_TRANSITIONS: dict[LinkState, dict[Signal, LinkState]] = {
 @dataclass(frozen=True, slots=True)
 class HeartbeatHeard:
     """A heartbeat from `node`, received from address `link`, sent by the
-    node's boot `generation`."""
+    node's boot `generation` with sequence number `seq` (the message's).
+    Without `seq`, every heartbeat counts as new."""
 
     node: str
     link: str
     generation: int
+    seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +170,7 @@ class _Node:
     phase: NodePhase = NodePhase.UNKNOWN
     last_heard: float | None = None
     generation: int | None = None
+    seq: int | None = None  # the highest heard in this generation
 
 
 def _ms(seconds: float) -> int:
@@ -214,23 +226,23 @@ class Membership:
     def _expire(self, now: float) -> list[MembershipEvent]:
         out: list[MembershipEvent] = []
         for name, node in self._nodes.items():
+            node_down: NodeDown | None = None
+            if node.phase is NodePhase.ONLINE and node.last_heard is not None:
+                silent = _ms(now - node.last_heard)
+                if silent >= self.deadtime_ms:
+                    node_down = NodeDown(name, silent)
+            elif node.phase is NodePhase.UNKNOWN and _ms(now - self._started) >= self.initdead_ms:
+                node_down = NodeDown(name, _ms(now - self._started))
             for address, link in list(node.links.items()):
                 if link.state is LinkState.UP and link.last_heard is not None \
-                        and _ms(now - link.last_heard) >= self.deadtime_ms:
+                        and (node_down is not None or _ms(now - link.last_heard) >= self.deadtime_ms):
                     link.state = _step(LINK_TRANSITIONS, link.state, Signal.TIMEOUT, f"{name} link {address}")
                     out.append(LinkDown(name, address))
                     if not link.listed:
                         del node.links[address]
-            if node.phase is NodePhase.ONLINE and node.last_heard is not None:
-                silent = _ms(now - node.last_heard)
-                if silent >= self.deadtime_ms:
-                    node.phase = _step(NODE_TRANSITIONS, node.phase, Signal.TIMEOUT, name)
-                    out.append(NodeDown(name, silent))
-            elif node.phase is NodePhase.UNKNOWN:
-                silent = _ms(now - self._started)
-                if silent >= self.initdead_ms:
-                    node.phase = _step(NODE_TRANSITIONS, node.phase, Signal.TIMEOUT, name)
-                    out.append(NodeDown(name, silent))
+            if node_down is not None:
+                node.phase = _step(NODE_TRANSITIONS, node.phase, Signal.TIMEOUT, name)
+                out.append(node_down)
         return out
 
     def _heard(self, event: HeartbeatHeard, now: float) -> list[MembershipEvent]:
@@ -239,6 +251,10 @@ class Membership:
         node = self._node(event.node)
         if node.generation is not None and event.generation < node.generation:
             return []  # stale: sent before the restart we already know of
+        restarted = node.generation is not None and event.generation > node.generation
+        news = restarted or event.seq is None or node.seq is None or event.seq > node.seq
+        if not news and node.phase is not NodePhase.ONLINE:
+            return []  # an old heartbeat of a node since declared dead: a replay, or very late
         out: list[MembershipEvent] = []
         link = node.links.get(event.link)
         if link is None:
@@ -247,15 +263,19 @@ class Membership:
             out.append(LinkUp(event.node, event.link))
         link.state = _step(LINK_TRANSITIONS, link.state, Signal.HEARD, f"{event.node} link {event.link}")
         link.last_heard = now
+        if not news:
+            return out  # not news for the node: a copy over another link, or reordered
         was, previous = node.phase, node.last_heard
         node.phase = _step(NODE_TRANSITIONS, node.phase, Signal.HEARD, event.node)
         if was is not NodePhase.ONLINE:
             out.append(NodeUp(event.node))
         elif previous is not None and _ms(now - previous) > self.warntime_ms:
             out.append(LateHeartbeat(event.node, _ms(now - previous)))
-        if node.generation is not None and event.generation > node.generation:
+        if restarted:
+            assert node.generation is not None
             out.append(NodeRestarted(event.node, node.generation, event.generation))
         node.generation = event.generation
+        node.seq = event.seq
         node.last_heard = now
         return out
 

@@ -50,7 +50,13 @@ every link's heartbeats to tell which links work), but other kinds are
 delivered once: their later copies only count as "duplicate". A copy seen
 twice on the same link, or coming from an address not configured for its
 sender, is a replay. So `on_message` sees each non-heartbeat message once,
-and each heartbeat at most once per link.
+and each heartbeat at most once per link: the controller feeds each one to
+membership as `HeartbeatHeard(m.sender, link, m.generation, m.seq)`, and
+membership lets only the newest keep the node alive.
+
+`on_message` runs in the receive loop's greenlet: it should hand long work
+to another greenlet, or the next datagrams wait. An exception in it is a bug:
+it is logged with its traceback and reception goes on.
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ def make(start: float = 0.0, **timers: int) -> Membership:
     return Membership("n1", NODES, now=start, **settings)
 
 
-def hb(m: Membership, now: float, node: str = "n2", link: str = A2, generation: int = 1) -> list:
-    return m.process_event(HeartbeatHeard(node, link, generation), now)
+def hb(m: Membership, now: float, node: str = "n2", link: str = A2, generation: int = 1,
+       seq: int | None = None) -> list:
+    return m.process_event(HeartbeatHeard(node, link, generation, seq), now)
 
 
 def tick(m: Membership, now: float) -> list:
@@ -157,6 +158,37 @@ def test_a_stale_generation_is_ignored_and_keeps_nothing_alive():
     assert tick(m, 6.0) == [LinkDown("n2", A2), NodeDown("n2", 5000)]
 
 
+# -- sequence numbers
+
+
+def test_only_a_newer_heartbeat_keeps_the_node_alive():
+    m = make(initdead_ms=100_000)
+    hb(m, 1.0, link=A2, seq=5)
+    assert hb(m, 1.001, link=B2, seq=5) == [LinkUp("n2", B2)]  # the copy over the second link
+    assert hb(m, 5.9, link=B2, seq=5) == []  # replayed (or very late): refreshes B2 only
+    assert hb(m, 5.95, link=A2, seq=4) == []  # reordered: older than what n2 already said
+    # n2's death takes its links down with it, though they were refreshed less than deadtime ago.
+    assert tick(m, 6.0) == [LinkDown("n2", A2), LinkDown("n2", B2), NodeDown("n2", 5000)]
+    assert hb(m, 7.0, link=B2, seq=5) == []  # an old heartbeat does not revive it, nor its link
+    assert m.links("n2")[B2]["state"] == "down" and m.state("n2") == "offline"
+    assert hb(m, 8.0, link=B2, seq=6) == [LinkUp("n2", B2), NodeUp("n2")]
+
+
+def test_late_heartbeat_gaps_count_only_new_heartbeats():
+    m = make()
+    hb(m, 1.0, seq=1)
+    hb(m, 3.0, link=B2, seq=1)
+    assert hb(m, 4.5, seq=2) == [LateHeartbeat("n2", 3500)]
+
+
+def test_a_restart_resets_the_sequence():
+    m = make()
+    hb(m, 1.0, generation=3, seq=900)
+    assert hb(m, 2.0, generation=4, seq=1) == [NodeRestarted("n2", 3, 4)]
+    assert hb(m, 3.0, generation=4, seq=1) == []
+    assert m.next_deadline() == 7.0  # the node's deadline counts from t=2, not t=3
+
+
 # -- redundant links
 
 
@@ -218,8 +250,13 @@ def test_the_outcome_does_not_depend_on_how_often_the_caller_ticks():
         while clock + 0.1 < t:
             clock = round(clock + 0.1, 3)
             kinds_dense += tick(dense, clock)
-        kinds_dense += hb(dense, t, node, link, generation)
-        kinds_sparse += hb(sparse, t, node, link, generation)
+        seq = round(t * 1000) - rng.choice([0, 0, 0, 2500])  # some copies arrive late
+        kinds_dense += hb(dense, t, node, link, generation, seq)
+        kinds_sparse += hb(sparse, t, node, link, generation, seq)
+        for m in (dense, sparse):
+            for name in ("n2", "n3"):
+                links_up = any(v["state"] == "up" for v in m.links(name).values())
+                assert (m.state(name) == "online") == links_up, (t, name)
     kinds_dense += tick(dense, t + 60)
     kinds_sparse += tick(sparse, t + 60)
 
