@@ -152,8 +152,8 @@ one run, one line each, with the key path and the reason, then exit with
 status 1:
 
 ```
-cluster.deadtime: 2s is too small compared to keepalive 1s: it must be more than 2 × keepalive (2s)
 cluster.keepalve: unknown key (did you mean "keepalive"?)
+cluster.deadtime: 2s is too small compared to keepalive 1s: it must be more than 2 × keepalive (2s)
 resource[1].agent: "ocf:gproxy": an OCF agent is written "ocf:PROVIDER:TYPE" (e.g. "ocf:heartbeat:IPaddr2")
 group[0].resources[2]: no resource named "tsl" (did you mean "tls"?)
 constraint[0].node: no node named "esup-proxy1" (did you mean "esup-proxy-1"?)

@@ -258,10 +258,9 @@ class _Loader:
 
     def check_links(self, nodes: list[tuple[int, NodeConfig]], multicast: str | None) -> None:
         """Addresses are unique, and address N of every node is on link N, so
-        all of one family (as the multicast group, if any)."""
+        all of one family (the multicast group's, if any)."""
         owners: dict[str, str] = {}
         families: dict[int, tuple[int, str]] = {}
-        group_family = ipaddress.ip_address(multicast).version if multicast else None
         for index, node in nodes:
             for link, address in enumerate(node.addresses):
                 path = f"node[{index}].addresses[{link}]"
@@ -273,9 +272,13 @@ class _Loader:
                 if first[0] != version:
                     self.problem(path, f"{address} is IPv{version} but {first[1]} is IPv{first[0]}: "
                                  f"address {link} of every node is on link {link}, so all of one family")
-                elif group_family is not None and version != group_family:
-                    self.problem(path, f"{address} is IPv{version} but cluster.multicast is an "
-                                 f"IPv{group_family} group")
+        if multicast is not None:
+            group_family = ipaddress.ip_address(multicast).version
+            for version, path in families.values():
+                if version != group_family:
+                    self.problem("cluster.multicast", f"an IPv{group_family} group cannot reach IPv{version} "
+                                 f"links ({path} is IPv{version})")
+                    break
 
     # --- [[resource]] and [[group]] -------------------------------------------------------
 

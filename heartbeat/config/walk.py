@@ -59,8 +59,11 @@ class Walker:
 
     def unknown_key(self, path: str, key: str, section: Section, hint_sections: tuple[Section, ...]) -> None:
         owners = [s.noun for s in hint_sections if s is not section and s.get(key) is not None]
+        renamed = [s.key for s in section.settings if s.hacf == key]
         if owners:
             self.problem(path, f"not a key of {section.noun} (it belongs in {' or '.join(owners)})")
+        elif renamed:
+            self.problem(path, f'unknown key (ha.cf\'s "{key}" is "{renamed[0]}" here)')
         else:
             self.problem(path, "unknown key" + did_you_mean(key, section.keys()))
 
