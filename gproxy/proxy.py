@@ -9,6 +9,7 @@ log messages. The per-connection work is in http_proxy / tcp_proxy.
 
 from __future__ import annotations
 
+import itertools
 import random
 import socket
 import sys
@@ -30,7 +31,8 @@ from gproxy.listeners import bind_tcp
 from gproxy.logfmt import format_httplog, format_tcplog
 from gproxy.logsink import LogSink
 from gproxy.netio import close_quietly
-from gproxy.runtime import BackendRuntime, FrontendRuntime, ProcessState
+from gproxy.runtime import BackendRuntime, FrontendRuntime, ProcessState, Stream
+from gproxy.runtime_api.server import StatsSocketServer, process_facts
 from gproxy.tcp_proxy import TcpSession
 
 GRACEFUL_STOP_TIMEOUT = 30.0  # seconds a soft stop waits for connections
@@ -61,6 +63,8 @@ class Gproxy:
         self.servers: list[StreamServer] = []
         self._conn_slots = BoundedSemaphore(max(1, g.maxconn))
         self._stopped = Event()
+        self.stats_sockets: list[StatsSocketServer] = []
+        self._stream_ids = itertools.count(1)
         self.bus.subscribe(ServerStateChanged, self._on_server_change)
         self.bus.subscribe(BackendStateChanged, self._on_backend_change)
 
@@ -104,6 +108,21 @@ class Gproxy:
         for fe in self.frontends.values():
             for address in fe.cfg.bind:
                 self.listening.append((fe, bind_tcp(address)))
+        self._bind_stats_sockets()
+
+    # ---- runtime API (stats sockets) ----------------------------------------
+    def _bind_stats_sockets(self) -> None:
+        g = self.config.global_
+        for spec in g.stats_sockets:
+            stats = StatsSocketServer(spec, self, self.clock.wall, g.stats_timeout, self.process_facts)
+            stats.bind()
+            self.stats_sockets.append(stats)
+
+    def process_facts(self):
+        """`show info`'s view of the process (pid, limits, listeners)."""
+        checkers = sum(1 for be in self.backends.values() for srv in be.servers if srv.checker is not None)
+        return process_facts(self, listeners=len(self.listening) + len(self.stats_sockets),
+                             tasks=checkers + len(self.process.streams))
 
     def start(self) -> None:
         if not self.listening:
@@ -114,6 +133,10 @@ class Gproxy:
             server = StreamServer(sock, handle=handler, spawn=Pool(max(1, fe.maxconn)))
             server.start()
             self.servers.append(server)
+        if not self.stats_sockets:
+            self._bind_stats_sockets()
+        for stats in self.stats_sockets:
+            stats.start()
         self._start_checks()
 
     def _start_checks(self) -> None:
@@ -123,10 +146,9 @@ class Gproxy:
                 scfg = server.cfg
                 if not scfg.check:
                     continue
-                port = scfg.check_port or scfg.address.port
                 runner = partial(self._run_check, server, partial(
-                    run_check, scfg.address.host, port, cfg.httpchk,
-                    cfg.timeouts.connect, cfg.timeouts.check, scfg.inter))
+                    run_check, httpchk=cfg.httpchk, connect_timeout_ms=cfg.timeouts.connect,
+                    check_timeout_ms=cfg.timeouts.check, inter_ms=scfg.inter))
                 interval = partial(server.health.next_interval_ms, scfg.inter,
                                    scfg.eff_fastinter, scfg.eff_downinter)
                 checker = HealthChecker(
@@ -141,7 +163,8 @@ class Gproxy:
 
     def _run_check(self, server, check):
         server.health.process_event(StartCheck(), self.clock.wall())
-        return check()
+        # The address is read at each check: `set server addr` may change it.
+        return check(server.host, server.cfg.check_port or server.port)
 
     def _check_result(self, server, outcome) -> None:
         server.check_done(outcome, self.clock.wall())
@@ -160,9 +183,16 @@ class Gproxy:
             process.cum_conns += 1
             counters.enter(self.clock.wall())
             counters.conn_tot += 1
+            stream = Stream(next(self._stream_ids), fe.name, f"{address[0]}:{address[1]}",
+                            self.clock.wall(), partial(_shutdown_client, client))
+            process.streams[stream.id] = stream
             try:
-                session_class(self.ctx, fe, client, address, log).run()
+                session = session_class(self.ctx, fe, client, address, log)
+                session.stream = stream  # the session attaches it to its server (shutdown sessions)
+                session.run()
             finally:
+                stream.detach()
+                del process.streams[stream.id]
                 counters.cur -= 1
                 process.cur_conns -= 1
                 close_quietly(client)
@@ -182,7 +212,18 @@ class Gproxy:
                     srv.checker.stop()
         for server in self.servers:
             server.stop(timeout=timeout if graceful else 0)
+        for stats in self.stats_sockets:
+            stats.stop()
         for sink in self._sinks.values():
             sink.flush()
             sink.close()
         self._stopped.set()
+
+
+def _shutdown_client(sock) -> None:
+    """Kill a stream (`shutdown session(s)`): shut its client connection down
+    both ways, so the session's next read or write fails and it ends."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

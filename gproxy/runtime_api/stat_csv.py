@@ -238,7 +238,7 @@ def backend_row(be: BackendRuntime, now: float, show_legends: bool, filtered: bo
     return [
         be.name, "BACKEND", len(be.queue), c.qmax, c.cur, c.max, fullconn(be), c.total, c.bytes_in,
         c.bytes_out, c.denied_req, c.denied_resp, None, c.err_conn, c.err_resp, c.retries, c.redispatches,
-        status, weight, act, bck, None, getattr(be, "chkdown", 0), _since(now, be.last_change),
+        status, weight, act, bck, None, be.chkdown, _since(now, be.last_change),
         int(downtime), None, PROCESS_NUM, cfg.id, 0, None, lbtot, None, 1, 0, None, 0,
         None, None, None, *hrsp, None, None, None, c.req_tot if http else None, c.cli_abrt, c.srv_abrt,
         0, 0, 0, 0, _since(now, c.last_sess) if c.last_sess else -1, None, None,
