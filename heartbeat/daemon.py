@@ -27,7 +27,7 @@ from heartbeat.membership import HeartbeatHeard, Membership, NodeDown, NodeUp, T
 from heartbeat.model import ClusterConfig, ResourceState
 from heartbeat.policy import schedule
 from heartbeat.status import build_status
-from heartbeat.transport import Transport
+from heartbeat.transport import REJECT_REASONS, Transport
 
 STATUS_LINE_LIMIT = 65536
 STATUS_CLIENT_TIMEOUT = 5.0
@@ -121,9 +121,12 @@ class Node:
         self.controller.pulse()
 
     def _on_message(self, message, source: str) -> None:
-        now = self._now()
-        events = self.membership.process_event(HeartbeatHeard(message.sender, source, message.generation), now)
-        self._membership_events(events)
+        if message.kind == "hb":
+            # The transport hands each heartbeat over once per link, so that
+            # membership knows which links carry it; other kinds come once.
+            now = self._now()
+            heard = HeartbeatHeard(message.sender, source, message.generation, message.seq)
+            self._membership_events(self.membership.process_event(heard, now))
         self.controller.on_message(message.kind, message.sender, message.body, message.generation)
         if message.kind in ("result", "request", "hb"):
             self.controller.pulse()
@@ -163,7 +166,8 @@ class Node:
 
     # ---- status socket ----------------------------------------------------------
     def status_document(self) -> dict:
-        return build_status(self.controller, self.membership.links, self.transport.counters_rejected())
+        return build_status(self.controller, self.membership.links,
+                            {r: self.transport.counters.get(r, 0) for r in REJECT_REASONS})
 
     def _handle_status(self, sock, address) -> None:
         sock.settimeout(STATUS_CLIENT_TIMEOUT)
