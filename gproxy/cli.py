@@ -1,5 +1,5 @@
-"""`gproxy` command line: check, run, convert (ctl and reload come with the
-runtime API and operations issues). Exit 0 on success, 1 on a user error
+"""`gproxy` command line: check, run, ctl, convert (reload comes with the
+operations issue). Exit 0 on success, 1 on a user error
 with a one-line reason per problem, never a traceback for a user error."""
 
 from __future__ import annotations
@@ -103,6 +103,28 @@ def cmd_run(args) -> int:
     return EXIT_OK
 
 
+def cmd_ctl(args) -> int:
+    """Send a runtime-API command to a stats socket and print the answer."""
+    from gproxy.runtime_api.client import CtlError, pick_socket, send
+    try:
+        if args.socket:
+            path = args.socket
+        elif args.config:
+            path = pick_socket(_load(args.config)).path
+        else:
+            raise CtlError("give the stats socket (-s SOCKET) or the configuration (-c CONFIG)")
+        answer = send(path, " ".join(args.words))
+    except ConfigError as exc:
+        print(f"gproxy ctl: {exc.lines()[0]}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except CtlError as exc:
+        print(f"gproxy ctl: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    sys.stdout.buffer.write(answer)
+    sys.stdout.flush()
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gproxy", description="gevent HTTP/TCP load balancer")
     parser.add_argument("--version", action="version", version=f"gproxy {__version__}")
@@ -116,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (overrides global.daemon)")
     p.add_argument("--pidfile", "-p")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("ctl", help="send a runtime API command to the stats socket (like socat)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-s", "--socket", help="path of the stats socket")
+    where.add_argument("-c", "--config", help="configuration file: use its most privileged stats socket")
+    p.add_argument("words", nargs="+", metavar="COMMAND", help='e.g. show stat, or "show info; show backend"')
+    p.set_defaults(func=cmd_ctl)
     p = sub.add_parser("convert", help="convert an HAProxy configuration to gproxy TOML")
     p.add_argument("file")
     p.set_defaults(func=cmd_convert)
