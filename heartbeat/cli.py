@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING, Callable, NoReturn
+from typing import TYPE_CHECKING, Callable, NoReturn, cast
 
 from heartbeat import __version__
 from heartbeat.config.loader import load_file, summary, warnings_for
@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="heartbeat", description="Failover cluster manager (Heartbeat + Pacemaker) "
                                                    "for 2 to 16 nodes.")
     parser.add_argument("--version", action="version", version=f"heartbeat {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    # Subparsers inherit _Parser (argparse uses the parent's class), hence exit 1 on their usage errors too.
+    commands = cast("SubParsers", parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
     for register in COMMANDS:
         register(commands)
     return parser

@@ -274,10 +274,10 @@ class _Loader:
                                  f"address {link} of every node is on link {link}, so all of one family")
         if multicast is not None:
             group_family = ipaddress.ip_address(multicast).version
-            for version, path in families.values():
-                if version != group_family:
-                    self.problem("cluster.multicast", f"an IPv{group_family} group cannot reach IPv{version} "
-                                 f"links ({path} is IPv{version})")
+            for link_family, path in families.values():
+                if link_family != group_family:
+                    self.problem("cluster.multicast", f"an IPv{group_family} group cannot reach IPv{link_family} "
+                                 f"links ({path} is IPv{link_family})")
                     break
 
     # --- [[resource]] and [[group]] -------------------------------------------------------
@@ -398,7 +398,7 @@ class _Loader:
                 return None
             return LocationConstraint(
                 id=values.get("id", f"location-{values['resource']}-{node}"),
-                resource=values["resource"], node=node, score=values["score"])
+                resource=values["resource"], node=values["node"], score=values["score"])
         if kind == "colocation":
             self.check_reference(f"{path}.resource", values.get("resource"))
             self.check_reference(f"{path}.with", values.get("with"))

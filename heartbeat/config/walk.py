@@ -128,7 +128,7 @@ class Walker:
                 result.append(None)
                 continue
             values = self.table(item, section, item_path, hint_sections=sections)
-            result.append(None if values is None else (tag, values))
+            result.append(None if values is None else (str(tag), values))
         return result
 
     def list_of(self, raw: object, typ: ListOf, path: str) -> Any:

@@ -148,17 +148,20 @@ def test_addresses() -> None:
     assert NodeAddress().parse("2001:DB8::0:1") == "2001:db8::1"
     assert MulticastAddress().parse("239.0.0.1") == "239.0.0.1"
     assert MulticastAddress().parse("FF02::1") == "ff02::1"
-    for bad in ("192.0.2", "host.example", "::", "ff02::1", 3):
+    not_nodes: tuple[object, ...] = ("192.0.2", "host.example", "::", "ff02::1", 3)
+    for bad in not_nodes:
         with pytest.raises(ValueError):
             NodeAddress().parse(bad)
-    for bad in ("192.0.2.1", "2001:db8::1", "239.0.0", None):
+    not_groups: tuple[object, ...] = ("192.0.2.1", "2001:db8::1", "239.0.0", None)
+    for bad in not_groups:
         with pytest.raises(ValueError):
             MulticastAddress().parse(bad)
 
 
 def test_param_values() -> None:
     assert [ParamValue().parse(v) for v in ("x", "", 24, -1, True, False)] == ["x", "", "24", "-1", "true", "false"]
-    for bad in (1.5, [], {}, None):
+    not_params: tuple[object, ...] = (1.5, [], {}, None)
+    for bad in not_params:
         with pytest.raises(ValueError):
             ParamValue().parse(bad)
 
