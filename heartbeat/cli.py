@@ -28,7 +28,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Callable, NoReturn, cast
 
-from heartbeat import __version__
+from heartbeat import __version__, cli_node
 from heartbeat.config.loader import load_file, summary, warnings_for
 from heartbeat.config.schema import CLUSTER
 from heartbeat.errors import ConfigError, HeartbeatError
@@ -100,6 +100,10 @@ def register_check(commands: "SubParsers") -> None:
 # The subcommands, in the order `heartbeat --help` lists them.
 COMMANDS: list[Callable[["SubParsers"], None]] = [
     register_check,
+    cli_node.register_run,
+    cli_node.register_socket_commands,
+    cli_node.register_agents,
+    cli_node.register_simulate,
 ]
 
 

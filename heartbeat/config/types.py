@@ -98,10 +98,18 @@ class NodeAddress(ValueType):
     def parse(self, value: object) -> str:
         if not isinstance(value, str):
             raise ValueError(f"expected an IP address, got {kind_of(value)}")
+        host, port = value, None
+        # "IPv4:PORT" lets several nodes share one host (tests, `make demo`).
+        if value.count(":") == 1:
+            host, _, port = value.partition(":")
+            if not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{show(value)}: the port must be 1..65535")
         try:
-            address = ipaddress.ip_address(value)
+            address = ipaddress.ip_address(host)
         except ValueError:
             raise ValueError(f"{show(value)} is not an IPv4 or IPv6 address") from None
+        if port is not None:
+            return f"{address}:{int(port)}"
         if address.is_multicast or address.is_unspecified:
             what = "a multicast" if address.is_multicast else "the unspecified"
             raise ValueError(f"{show(value)} is {what} address: a node needs its own unicast address")
