@@ -234,7 +234,9 @@ def backend_row(be: BackendRuntime, now: float, show_legends: bool, filtered: bo
     lbtot = 0
     for srv in be.servers:
         lbtot += srv.counters.lbtot
+    # HAProxy hides the cookie name and the algorithm from `user` level too.
     cookie = cfg.cookie.name if cfg.cookie is not None and show_legends else None
+    algo = cfg.balance if show_legends else None
     return [
         be.name, "BACKEND", len(be.queue), c.qmax, c.cur, c.max, fullconn(be), c.total, c.bytes_in,
         c.bytes_out, c.denied_req, c.denied_resp, None, c.err_conn, c.err_resp, c.retries, c.redispatches,
@@ -244,7 +246,7 @@ def backend_row(be: BackendRuntime, now: float, show_legends: bool, filtered: bo
         0, 0, 0, 0, _since(now, c.last_sess) if c.last_sess else -1, None, None,
         _avg(c.q_time_sum, c.timed), _avg(c.c_time_sum, c.timed), _avg(c.r_time_sum, c.timed),
         _avg(c.t_time_sum, c.timed), None, None, None, None, None, None, None, None, None, None, None,
-        None, cookie, cfg.mode, cfg.balance, None, None, None, None, None, None, 0, 0, 0,
+        None, cookie, cfg.mode, algo, None, None, None, None, None, None, 0, 0, 0,
         on_http, on_http, None, None, 0, 0, 0, 0, 0, None, None, None, None, weight, 0, 0, 0,
         "-", *_MODULES_FE_BE,
     ]
