@@ -57,10 +57,14 @@ def request(path: str, payload: dict, timeout: float = CLIENT_TIMEOUT) -> dict:
 
 
 def node_paths(config, node: str):
-    """`{node}` in status_socket and state_dir stands for the node's name, so
-    several nodes can share one host (tests, `make demo`)."""
+    """`{node}` in status_socket, state_dir and resource parameters stands for
+    the node's name, so several nodes can share one host (tests, `make demo`)
+    without sharing sockets, state or the agents' pid and state files."""
+    resources = tuple(
+        replace(res, params=tuple((k, v.replace("{node}", node)) for k, v in res.params))
+        for res in config.resources)
     return replace(config, status_socket=config.status_socket.replace("{node}", node),
-                   state_dir=config.state_dir.replace("{node}", node))
+                   state_dir=config.state_dir.replace("{node}", node), resources=resources)
 
 
 # ---- run -------------------------------------------------------------------

@@ -238,6 +238,7 @@ class Node:
         listener.bind(path)
         os.chmod(path, 0o660)
         listener.listen(64)
+        listener.setblocking(False)  # gevent's accept loop must never block the hub
         self.status_server = StreamServer(listener, self._handle_status)
         self.status_server.start()
 

@@ -267,7 +267,8 @@ class _Loader:
                 if address in owners:
                     self.problem(path, f"{address} is also {owners[address]}: every node needs its own addresses")
                 owners.setdefault(address, path)
-                version = ipaddress.ip_address(address).version
+                host = address.rsplit(":", 1)[0] if address.count(":") == 1 else address
+                version = ipaddress.ip_address(host).version
                 first = families.setdefault(link, (version, path))
                 if first[0] != version:
                     self.problem(path, f"{address} is IPv{version} but {first[1]} is IPv{first[0]}: "
