@@ -14,7 +14,9 @@ which returns the bytes to send: the output, then an empty line (`\\n`), or
 
 * Non-interactive (default): after an answer, if nothing more is buffered
   the connection closes (`CLOSE`). Several lines sent in one write are all
-  answered; a line sent after the close is lost, as with HAProxy.
+  answered; a line sent after the close is lost, as with HAProxy. Unlike
+  HAProxy, the rest of a line cut by `;` is always waited for, even if it
+  arrives in a later segment (HAProxy would close if it was not there yet).
 * `prompt` toggles interactive mode: the connection stays open and `> `
   follows each answer. `quit` closes at once, printing nothing.
 * A line ending with `<<` starts a payload: the following lines, up to an
@@ -108,6 +110,7 @@ class CliFramer:
         self._payload_lines: list[str] = []
         self._payload_size = 0
         self._answered = False  # a reply was sent since the last line was taken
+        self._mid_line = False  # the last command ended at a `;`: the rest of its line is still due
 
     # -- input
 
@@ -135,7 +138,7 @@ class CliFramer:
             self._answered = False
             # HAProxy closes a non-interactive connection once an answer is
             # out and nothing more was received (pipelined lines still run).
-            if not self.prompt and self._mode is _Mode.READING and not self._buffer:
+            if not self.prompt and self._mode is _Mode.READING and not self._buffer and not self._mid_line:
                 return self._close()
         line = self._take_line()
         if line is None:
@@ -222,6 +225,7 @@ class CliFramer:
                 i += 2
                 continue
             if byte == 0x0A or (byte == 0x3B and not in_payload):
+                self._mid_line = byte == 0x3B
                 raw = bytes(buf[:i])
                 del buf[:i + 1]
                 if raw.endswith(b"\r"):
