@@ -1,6 +1,6 @@
 """Events gproxy publishes, and the bus they travel on.
 
-Each daemon gets one `EventBus` at construction; logs, counters, SNMP traps
+The bus itself is gsuite.events.EventBus, shared with heartbeat; logs, counters, SNMP traps
 and notify commands subscribe to it. Events are frozen dataclasses, so a
 subscriber can keep one without copying. Publishing never raises: a broken
 subscriber is reported on the bus's error hook and the others still run.
@@ -8,19 +8,12 @@ subscriber is reported on the bus's error hook and the others still run.
 
 from __future__ import annotations
 
-import sys
-from collections import defaultdict
-from dataclasses import dataclass, field
-from typing import Callable, TypeVar
+from dataclasses import dataclass
 
-E = TypeVar("E")
+from gsuite.events import Event, EventBus
 
-
-@dataclass(frozen=True)
-class Event:
-    """Base of all events. `at` is the wall-clock time (epoch seconds)."""
-
-    at: float = field(default=0.0, kw_only=True)
+__all__ = ["Event", "EventBus", "ServerStateChanged", "BackendStateChanged", "CheckResult",
+           "RequestLogged", "ProcessEvent"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +28,8 @@ class ServerStateChanged(Event):
     message: str  # the full log line HAProxy would write
     active_left: int = 0
     backup_left: int = 0
+    kind: str = ""  # went_down, went_up, stopping, entered_drain, left_drain, entered_maint, left_maint
+    check_status: str = ""  # the check that caused it (L4CON, L7STS...), "" for admin changes
 
 
 @dataclass(frozen=True)
@@ -70,30 +65,3 @@ class ProcessEvent(Event):
 
     kind: str  # "start" | "reload" | "reload-failed" | "stop"
     message: str
-
-
-class EventBus:
-    """Synchronous publish/subscribe by event type (and its base classes)."""
-
-    def __init__(self, on_error: Callable[[BaseException, Event], None] | None = None):
-        self._subscribers: dict[type, list[Callable]] = defaultdict(list)
-        self._on_error = on_error or self._print_error
-
-    def subscribe(self, kind: type[E], callback: Callable[[E], None]) -> None:
-        self._subscribers[kind].append(callback)
-
-    def unsubscribe(self, kind: type[E], callback: Callable[[E], None]) -> None:
-        if callback in self._subscribers.get(kind, ()):
-            self._subscribers[kind].remove(callback)
-
-    def publish(self, event: Event) -> None:
-        for kind in type(event).__mro__:
-            for callback in self._subscribers.get(kind, ()):
-                try:
-                    callback(event)
-                except Exception as exc:  # a subscriber must not break the publisher
-                    self._on_error(exc, event)
-
-    @staticmethod
-    def _print_error(exc: BaseException, event: Event) -> None:
-        print(f"gproxy: event subscriber failed on {type(event).__name__}: {exc!r}", file=sys.stderr)

@@ -269,7 +269,10 @@ class BackendRuntime:
             self.wake_queues()
         self.bus.publish(ServerStateChanged(
             backend=self.name, server=server.name, old=transition.old, new=transition.new,
-            reason=transition.reason, message=message, active_left=act, backup_left=bck, at=self.clock()))
+            reason=transition.reason, message=message, active_left=act, backup_left=bck,
+            kind=str(getattr(kind, "value", kind)),
+            check_status=transition.outcome.status.name if transition.outcome is not None else "",
+            at=self.clock()))
 
     def after_server_change(self, was_usable: bool, now: float) -> None:
         usable = self.has_usable_server()
