@@ -95,6 +95,7 @@ class Controller:
         self.lrm_seq = 0
         self.local_resources: dict[str, ResourceStatus] = {}
         self.failures: dict[str, FailRecord] = {}  # resource -> this node's fail record
+        self.unrecovered: set[str] = set()  # failed here, not started again yet
         self.done: collections.OrderedDict[str, dict] = collections.OrderedDict()  # action id -> result
         self.running: set[str] = set()
         # DC state
@@ -146,6 +147,11 @@ class Controller:
                     state: ResourceState, failed: bool) -> None:
         """A local action (or recurring monitor, with no id) finished."""
         now = self.clock()
+        if failed:
+            self.unrecovered.add(resource)
+        elif kind == "start" and resource in self.unrecovered:
+            self.unrecovered.discard(resource)
+            self.publish("resource-recovered", {"resource": resource, "node": self.local})
         self.local_resources[resource] = ResourceStatus(resource, self.local, state, rc, reason)
         self.lrm_seq += 1
         if failed:

@@ -23,7 +23,9 @@ from heartbeat import cib_store
 from heartbeat.authkeys import load_authkeys
 from heartbeat.controller import Controller
 from heartbeat.lrm.lrm import LocalResourceManager
-from heartbeat.membership import HeartbeatHeard, Membership, NodeDown, NodeUp, Tick
+from heartbeat import events as ev
+from heartbeat.membership import (HeartbeatHeard, LateHeartbeat, LinkDown, LinkUp, Membership, NodeDown,
+                                  NodeUp, Tick)
 from heartbeat.model import ClusterConfig, ResourceState
 from heartbeat.policy import schedule
 from heartbeat.status import build_status
@@ -51,11 +53,14 @@ def _next_generation(state_dir: str, node: str) -> int:
 
 
 class Node:
-    def __init__(self, config: ClusterConfig, name: str, ocf_root: str | None = None, log=None):
+    def __init__(self, config: ClusterConfig, name: str, ocf_root: str | None = None, log=None,
+                 bus: ev.EventBus | None = None):
         if config.node(name) is None:
             raise ValueError(f"node {name!r} is not in the configuration")
         self.config = config
         self.name = name
+        self.bus = bus or ev.EventBus()
+        self._rejected_seen: dict[str, int] = {}
         self.log = log or (lambda message: print(f"heartbeat[{name}]: {message}", file=sys.stderr, flush=True))
         state_dir = os.path.join(config.state_dir, name) if config.state_dir else "."
         self.state_dir = state_dir
@@ -89,7 +94,21 @@ class Node:
         self.transport.send(kind, body, to)
 
     def _publish(self, kind: str, fields: dict) -> None:
+        """The controller's events, as typed events on the bus."""
         self.log(f"{kind}: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+        cluster = self.config.name
+        if kind == "failover":
+            self.bus.publish(ev.Failover(cluster=cluster, resources=tuple(fields["resources"]),
+                                         source=fields["from"], target=fields["to"], reason=fields["reason"],
+                                         at=fields["at"]))
+        elif kind == "resource-failed":
+            res = self.config.resource(fields["resource"])
+            self.bus.publish(ev.ResourceFailed(cluster=cluster, resource=fields["resource"], node=fields["node"],
+                                               agent=str(res.agent) if res else "", operation=fields["operation"],
+                                               rc=fields["rc"], reason=fields["reason"], at=self._now()))
+        elif kind == "resource-recovered":
+            self.bus.publish(ev.ResourceRecovered(cluster=cluster, resource=fields["resource"],
+                                                  node=fields["node"], at=self._now()))
 
     def _execute(self, action_id: str, kind: str, resource: str) -> None:
         gevent.spawn(self._run_action, action_id, kind, resource)
@@ -134,13 +153,22 @@ class Node:
     def _membership_events(self, events) -> None:
         lost = []
         changed = False
+        cluster = self.config.name
+        now = self._now()
         for event in events:
             self.log(_describe(event))
             if isinstance(event, NodeDown):
                 lost.append(event.node)
                 changed = True
+                self.bus.publish(ev.NodeLost(cluster=cluster, node=event.node, silent_ms=event.silent_ms, at=now))
             elif isinstance(event, NodeUp):
                 changed = True
+                self.bus.publish(ev.NodeJoined(cluster=cluster, node=event.node, at=now))
+            elif isinstance(event, LateHeartbeat):
+                self.bus.publish(ev.LateHeartbeat(cluster=cluster, node=event.node, gap_ms=event.gap_ms, at=now))
+            elif isinstance(event, (LinkUp, LinkDown)):
+                self.bus.publish(ev.LinkChanged(cluster=cluster, node=event.node, link=event.link,
+                                                up=isinstance(event, LinkUp), at=now))
         if changed:
             self.controller.set_online(self.membership.online(), tuple(lost))
 
@@ -160,9 +188,21 @@ class Node:
             try:
                 self._membership_events(self.membership.process_event(Tick(), self._now()))
                 self.controller.pulse()
+                self._report_rejections()
             except Exception as exc:
                 self.log(f"controller error: {exc!r}")
             self._stop.wait(interval)
+
+    def _report_rejections(self) -> None:
+        """Rejected packets (bad HMAC, replays...) become one AuthFailures
+        event per reason and burst, not one per packet."""
+        for reason in REJECT_REASONS:
+            count = self.transport.counters.get(reason, 0)
+            seen = self._rejected_seen.get(reason, 0)
+            if count > seen:
+                self._rejected_seen[reason] = count
+                self.bus.publish(ev.AuthFailures(cluster=self.config.name, reason=reason, count=count - seen,
+                                                 source="", at=self._now()))
 
     # ---- status socket ----------------------------------------------------------
     def status_document(self) -> dict:
