@@ -194,8 +194,16 @@ def resource_findings(status: ClusterStatus, now: float, *, failover_ok: bool,
         if only and key not in only and not any(r.id in only for r in resources):
             continue
         moves: list[Move] = []
+        whole_group_stopped = len(resources) > 1 and not resources[0].clone and all(
+            r.state == STOPPED and r.should_run for r in resources)
+        if whole_group_stopped:  # one line for the group, not one per member
+            failures = [r.last_failure for r in resources if r.last_failure is not None]
+            last = max(failures, key=lambda f: f.at or 0.0) if failures else None
+            why = f" (last failure: {failure_text(last)})" if last else ""
+            findings.append(Finding(f"stopped:{key}", CRITICAL, f"{key} stopped ({', '.join(r.id for r in resources)})"
+                                    + why))
         for resource in resources:
-            finding = _resource_state(resource, status.maintenance)
+            finding = None if whole_group_stopped else _resource_state(resource, status.maintenance)
             if finding is not None:
                 findings.append(finding)
             moves.extend(move for move in resource.moves if move not in moves)

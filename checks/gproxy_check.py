@@ -141,7 +141,7 @@ class BackendsResource(Resource):
             yield Metric(f"{backend.name}_scur", health.sessions, min=0, max=health.session_limit, context="plain")
             yield Metric(f"{backend.name}_qcur", health.queue, min=0, context="plain")
             down = health.backups_down
-            if down and health.active:
+            if down and health.active and health.up:  # with no active server up, the CRITICAL text says it
                 yield self.finding(f"{backend.name}_backup", Warn,
                                    f"{backend.name}: backup {', '.join(r.name + ' ' + r.status.text for r in down)}")
         if not self.health and not self.include:

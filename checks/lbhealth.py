@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from checks.haproxy_csv import DOWN, OTHER, Backend, StatRow
 
+PASSED_CHECKS = frozenset({"L4OK", "L6OK", "L7OK", "L7OKC", "PROCOK"})  # HAProxy's check_status codes of success
 MAX_NAMES_IN_STATUS_LINE = 2  # the status line (best under 80 columns) names a few servers; long output all
 
 
@@ -102,18 +103,16 @@ def format_age(seconds: int | None) -> str:
 
 def check_text(row: StatRow) -> str:
     """The last health check's outcome: `L7OK/200 in 1ms`, `L4CON (Connection refused)`."""
-    status = row.text("check_status").lstrip("* ").strip()
+    status = row.text("check_status").lstrip("* ").strip()  # `* ` marks a check in progress
     if not status:
         return ""
     code = row.text("check_code")
     text = f"{status}/{code}" if code else status
-    duration = row.number("check_duration")
-    if duration is not None and status.endswith("OK"):
-        text += f" in {duration}ms"
-    reason = row.text("last_chk") or (row.text("check_desc") if not status.endswith("OK") else "")
-    if reason and not status.endswith("OK"):
-        text += f" ({reason})"
-    return text
+    if status in PASSED_CHECKS:
+        duration = row.number("check_duration")
+        return text + (f" in {duration}ms" if duration is not None else "")
+    reason = row.text("last_chk") or row.text("check_desc")
+    return text + (f" ({reason})" if reason else "")
 
 
 def describe_server(row: StatRow) -> str:
