@@ -223,7 +223,8 @@ def _reason(action: str, rc: int, raw_rc: int, timed_out: bool, timeout_ms: int,
     if rc == OcfRc.NOT_RUNNING and action in ("monitor", "probe"):
         return "not running"
     reasons = [line[len(EXIT_REASON_PREFIX):].strip() for line in stderr if line.startswith(EXIT_REASON_PREFIX)]
-    detail = reasons[-1] if reasons else (stderr or stdout or [describe(rc)])[-1]
+    known = describe(rc) if isinstance(as_ocf(rc), OcfRc) else "no reason given"
+    detail = reasons[-1] if reasons else (stderr or stdout or [known])[-1]
     raw = f" (LSB exit {raw_rc})" if lsb and raw_rc != rc else ""
     return f"exit {rc}: {detail}{raw}"
 
