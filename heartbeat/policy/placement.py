@@ -16,7 +16,8 @@ Pacemaker's `assign_resources`, for our subset:
 - Colocation of this unit with an already placed primary: INFINITY = only
   its node (none if the primary is stopped), -INFINITY = anywhere but its
   node, finite = a bonus there. A unit that others must follow (INFINITY)
-  adds their wishes to its own, so moving a dependent drags its primary.
+  adds their configured wishes (locations, moves) to its own, so moving a
+  dependent drags its primary.
 - A mandatory order whose `first` cannot run makes `then` unable to start.
 - Ties: a node named by a move, then the node already running more of the
   unit's members (no needless move), then the node with fewer resources
@@ -133,8 +134,11 @@ class _Assigner:
         done: set[str] = set()
         out: list[Unit] = []
         while remaining:
-            ready = [u for u in remaining if after[u.id] <= done] or remaining
-            unit = min(ready, key=lambda u: (not staying(u), index[u.id]))
+            ready = [u for u in remaining if after[u.id] <= done]
+            if ready:
+                unit = min(ready, key=lambda u: (not staying(u), index[u.id]))
+            else:  # a cycle: broken where the configuration lists it first, whatever runs
+                unit = min(remaining, key=lambda u: index[u.id])
             remaining.remove(unit)
             done.add(unit.id)
             out.append(unit)
@@ -178,7 +182,9 @@ class _Assigner:
             prefix[node] = count
             total[node] = add_scores(score, merged[node])
 
-        active = {n: sum(1 for m in unit.members if n in view.active_on(m)) for n in nodes}
+        # Managed members that would keep running on each node (within its prefix).
+        active = {n: sum(1 for m in unit.members[:prefix[n]] if n in view.active_on(m) and m not in view.unmanaged)
+                  for n in nodes}
         candidates = [n for n in nodes if prefix[n] > 0 and total[n] >= 0]
         best = max(candidates, default=None,
                    key=lambda n: (prefix[n], total[n], n in move_nodes, active[n], -self.load[n],
@@ -191,7 +197,7 @@ class _Assigner:
                 self.placement[member] = best if position < placed else None
                 if position < placed and best is not None:
                     self.load[best] += 1
-        self._explain(unit, best, prefix, total, active, member_level, unit_level)
+        self._explain(unit, best, prefix, total, member_level, unit_level)
 
     def _pin(self, rid: str) -> None:
         here = next(iter(self.view.active_on(rid)), None)
@@ -209,7 +215,7 @@ class _Assigner:
             scores = level(c.resource)
             if primary.id not in self.decided:
                 self.notes.append(Note(f"{c.resource}: colocation {c.id} ignored (constraint cycle)",
-                                       unit.members))
+                                       unit.members, always=True))
                 continue
             where = self._where(c.with_resource)
             if c.score >= INFINITY:
@@ -224,7 +230,11 @@ class _Assigner:
     def _apply_orders(self, unit: Unit, level: Callable[[str], dict[str, int]]) -> None:
         for o in self.orders:
             then, first = self.unit_of.get(o.then), self.unit_of.get(o.first)
-            if then is not unit or first is None or first is unit or first.id not in self.decided:
+            if then is not unit or first is None or first is unit:
+                continue
+            if first.id not in self.decided:
+                self.notes.append(Note(f"{o.then}: order {o.id} ignored (constraint cycle)", unit.members,
+                                       always=True))
                 continue
             if self._where(o.first) is None:
                 self.notes.append(Note(f"{o.then}: cannot start: {o.first} is not running (order {o.id})",
@@ -234,8 +244,9 @@ class _Assigner:
                     scores[node] = MINUS_INFINITY
 
     def _dependents_wishes(self, unit: Unit) -> tuple[dict[str, int], set[str]]:
-        """Wishes of units that must follow this one (INFINITY colocation),
-        counted on nodes where they could run; and every node a move names."""
+        """Wishes of units that must follow this one (INFINITY colocation):
+        on each node, those of the dependent's members that could run there
+        (leading members, as in placement); and every node a move names."""
         view = self.view
         merged = {n: 0 for n in view.nodes}
         move_nodes = {view.moves[rid].node for rid in (unit.id, *unit.members) if rid in view.moves}
@@ -244,23 +255,28 @@ class _Assigner:
             if (c.score < INFINITY or primary is not unit or dependent is None or dependent is unit
                     or dependent.id in self.decided):
                 continue
-            ids = (dependent.id, *dependent.members) if dependent.is_group else dependent.members
-            check = dependent.members[0] if c.resource == dependent.id else c.resource
             for node in view.nodes:
-                if self.scores.of(check, node) <= MINUS_INFINITY:
-                    continue
                 wish = 0
-                for rid in ids:
-                    wish = add_scores(wish, self.scores.prefs.get(rid, {}).get(node, 0))
-                if wish > MINUS_INFINITY:
+                runnable = 0
+                for member in dependent.members:
+                    if member in view.unmanaged:
+                        continue
+                    if self.scores.of(member, node) <= MINUS_INFINITY:
+                        break
+                    runnable += 1
+                    wish = add_scores(wish, self.scores.prefs.get(member, {}).get(node, 0))
+                if runnable and dependent.is_group:
+                    wish = add_scores(wish, self.scores.prefs.get(dependent.id, {}).get(node, 0))
+                if runnable and wish > MINUS_INFINITY:
                     merged[node] = add_scores(merged[node], wish)
+            ids = (dependent.id, *dependent.members)
             move_nodes |= {view.moves[rid].node for rid in ids if rid in view.moves}
         return merged, move_nodes
 
     # ---- explanations ----------------------------------------------------
 
     def _explain(self, unit: Unit, best: str | None, prefix: dict[str, int], total: dict[str, int],
-                 active: dict[str, int], member_level: dict[str, dict[str, int]],
+                 member_level: dict[str, dict[str, int]],
                  unit_level: dict[str, int]) -> None:
         view = self.view
         config = view.config
@@ -279,9 +295,13 @@ class _Assigner:
                 self.notes.append(Note(f"{cut}: cannot run " + (f"on {best}" if anywhere else "anywhere"),
                                        subjects))
             for member in unit.members[placed + 1:]:
-                self.notes.append(Note(f"{member}: stopped: it follows {cut} in group {unit.id}", subjects))
-        current = max(view.nodes, key=lambda n: (active[n], -view.node_index(n)))
-        was_active = active[current] > 0
+                if member not in view.unmanaged:
+                    self.notes.append(Note(f"{member}: stopped: it follows {cut} in group {unit.id}",
+                                           subjects))
+        running = {n: sum(1 for m in unit.members if n in view.active_on(m) and m not in view.unmanaged)
+                   for n in view.nodes}
+        current = max(view.nodes, key=lambda n: (running[n], -view.node_index(n)))
+        was_active = running[current] > 0
         moved = False
         for rid in (unit.id, *unit.members):
             move = view.moves.get(rid)

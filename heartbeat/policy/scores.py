@@ -13,9 +13,13 @@ model.add_scores):
   migration_threshold or where a hard error happened, and everywhere after
   a fatal one (rc 6); target_role "stopped": -INFINITY everywhere.
 
-`prefs` holds only the wishes (locations, moves, stickiness), without bans
-or eligibility: what a resource's colocation primary takes into account
-when it chooses a node for both of them.
+`prefs` holds only the configured wishes (locations and moves), without
+stickiness, bans or eligibility: what a resource's colocation primary takes
+into account when it chooses a node for both of them. Stickiness is left
+out on purpose: it depends on where things run now, and a dependent that
+ends up stopped would otherwise pull its primary on this run and no longer
+on the next (the engine must converge: applying a transition and
+scheduling again gives nothing more to do).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ NodeScores = Mapping[str, int]
 @dataclass(frozen=True)
 class Scores:
     own: Mapping[str, NodeScores]  # resource or group id -> node -> score
-    prefs: Mapping[str, NodeScores]  # the same, wishes only
+    prefs: Mapping[str, NodeScores]  # locations and moves only
     notes: tuple[Note, ...]
 
     def of(self, rid: str, node: str) -> int:
@@ -54,7 +58,6 @@ def node_scores(view: View) -> Scores:
         sticky = stickiness(config, res)
         for node in view.active_on(res.id):
             scores[node] = add_scores(scores[node], sticky)
-            wishes[node] = add_scores(wishes[node], sticky)
         for node, why in _bans(view, res.id):
             scores[node] = MINUS_INFINITY
             if why:

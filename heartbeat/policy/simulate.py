@@ -21,7 +21,7 @@ from pathlib import Path
 from heartbeat.model import Cib, ClusterStatus, ResourceState, ResourceStatus, Transition
 from heartbeat.policy import schedule
 from heartbeat.policy.casefile import Case, CaseError, load_case
-from heartbeat.policy.placement import score_text
+from heartbeat.policy.placement import score_text, units
 
 SUMMARY_SUFFIX = ".summary"
 ACTION_WIDTH = 10  # crm_simulate pads the action name ("Recover   ") to this width
@@ -99,17 +99,16 @@ def _runtime(cib: Cib, now: float) -> list[str]:
 def _resources(cib: Cib, status: ClusterStatus) -> list[str]:
     config = cib.config
     lines = ["  * Resources:"]
-    shown: set[str] = set()
-    for res in config.resources:
-        group = config.group_of(res.id)
+    for unit in units(config):
         indent = "    "
-        if group is not None:
+        if unit.is_group:
             indent = "      "
-            if group.id not in shown:
-                shown.add(group.id)
-                lines.append(f"    * Resource Group: {group.id}:")
-        lines.append(f"{indent}* {res.id} ({res.agent}):  {_state(res.id, status)}"
-                     + (" (disabled)" if res.target_role == "stopped" else ""))
+            lines.append(f"    * Resource Group: {unit.id}:")
+        for rid in unit.members:
+            res = config.resource(rid)
+            assert res is not None
+            lines.append(f"{indent}* {rid} ({res.agent}):  {_state(rid, status)}"
+                         + (" (disabled)" if res.target_role == "stopped" else ""))
     configured = {r.id for r in config.resources}
     for entry in sorted(status.resources, key=lambda e: (e.resource, e.node)):
         if entry.resource not in configured:
