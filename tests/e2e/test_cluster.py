@@ -35,7 +35,8 @@ PROXY_PORT = 8080
 
 
 class Cluster:
-    def __init__(self, tmp: Path, lab: Lab, backends: list[BackendProcess], stickiness: int | None = None):
+    def __init__(self, tmp: Path, lab: Lab, backends: list[BackendProcess], stickiness: int | None = None,
+                 migration_threshold: int | None = None):
         self.tmp = tmp
         self.lab = lab
         self.vip = lab.address_for(100)
@@ -75,6 +76,8 @@ class Cluster:
                             f'agent = "ocf:heartbeat:Dummy"\nparams = {{ state = "{tmp}/tls-{{node}}.state" }}')
         if stickiness is not None:
             text = text.replace("auto_failback = true", f"auto_failback = true\nresource_stickiness = {stickiness}")
+        if migration_threshold is not None:
+            text = text.replace("auto_failback = true", f"auto_failback = true\nmigration_threshold = {migration_threshold}")
         for name in self.names:
             (tmp / f"gproxy-{name}.toml").write_text(gproxy_cfg.read_text().replace("{node}", name))
         self.path = tmp / "cluster.toml"
@@ -275,3 +278,72 @@ def test_forged_and_replayed_packets_change_nothing(cluster):
     assert after["dc"] == before["dc"]
     assert [n["state"] for n in after["nodes"]] == ["online", "online"]
     assert cluster.where(1) == {"vip": "esup-proxy-1", "proxy": "esup-proxy-1", "tls": "esup-proxy-1"}
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    made = []
+
+    def make(**options) -> Cluster:
+        lab = Lab(2)
+        backends = [BackendProcess(n, free_port(), host=lab.gateway).start() for n in ("ents1", "ents2")]
+        cluster = Cluster(tmp_path, lab, backends, **options)
+        made.append((cluster, lab, backends))
+        return cluster
+
+    yield make
+    for cluster, lab, backends in made:
+        cluster.stop()
+        for backend in backends:
+            backend.stop()
+        lab.close()
+
+
+def test_sticky_resources_stay_where_they_run(make_cluster):
+    cluster = make_cluster(stickiness=200)  # more than the location preference (100)
+    cluster.start(0)
+    cluster.start(1)
+    cluster.wait_placed(1, "esup-proxy-1")
+    cluster.lab.crash(0)
+    cluster.wait_placed(1, "esup-proxy-2")
+    cluster.lab.run(0, ["ip", "addr", "flush", "dev", "eth0", "to", f"{cluster.vip}/32"])
+    cluster.lab.link(0, True)
+    cluster.start(0)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        nodes = cluster.status(1)["nodes"]
+        if nodes[0]["state"] == "online":
+            break
+        time.sleep(0.1)
+    assert nodes[0]["state"] == "online"
+    time.sleep(2)  # several DC decisions later, nothing moved back
+    assert set(cluster.where(1).values()) == {"esup-proxy-2"}
+    assert vip_get(cluster.vip)
+
+
+def test_repeated_failures_move_after_migration_threshold(make_cluster):
+    cluster = make_cluster(migration_threshold=2)
+    cluster.start(0)
+    cluster.start(1)
+    cluster.wait_placed(1, "esup-proxy-1")
+    for failure in (1, 2):
+        pid = int((cluster.tmp / "gproxy-esup-proxy-1.pid").read_text())
+        os.kill(pid, 9)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            proxy = next(r for r in cluster.status(1)["resources"] if r["id"] == "proxy")
+            if proxy["fail_counts"]["esup-proxy-1"] >= failure and proxy["state"] == "started":
+                break
+            time.sleep(0.1)
+        if failure == 1:
+            assert proxy["node"] == "esup-proxy-1"  # first failure: restarted in place
+            wait_served(cluster.vip)
+    # Second failure reaches the threshold: the whole group moves.
+    cluster.wait_placed(1, "esup-proxy-2")
+    assert wait_served(cluster.vip) < 20
+    status = cluster.status(1)
+    assert status["last_failover"]["from"] == "esup-proxy-1"
+    assert status["last_failover"]["to"] == "esup-proxy-2"
+    # cleanup forgets the failures; with stickiness 0 the group returns to its preferred node.
+    assert cluster.ask(0, {"cmd": "cleanup", "resource": "proxy"}) == {"ok": True}
+    cluster.wait_placed(1, "esup-proxy-1")
