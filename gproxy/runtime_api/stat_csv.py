@@ -290,19 +290,30 @@ def server_row(srv: ServerRuntime, now: float, show_legends: bool) -> list:
     ]
 
 
-def _csv_value(value) -> str:
-    if value is None:
-        return ""
-    if value.__class__ is str:
-        if value and ("," in value or '"' in value or "\n" in value or "\r" in value
-                      or value[0] == " " or value[-1] == " "):
-            return '"' + value.replace('"', '""') + '"'
-        return value
-    return str(value)
+def _quoted(value: str) -> str:
+    """HAProxy's CSV quoting: only values with a comma, a quote, a line
+    break, or a leading or trailing space are quoted (quotes doubled)."""
+    if "," in value or '"' in value or "\n" in value or "\r" in value or value[0] == " " or value[-1] == " ":
+        return '"' + value.replace('"', '""') + '"'
+    return value
+
+
+# Only these columns carry free text (a check's reason, a server's reply);
+# names, addresses and cookies are restricted by the config loader.
+_FREE_TEXT = (FIELD_NAMES.index("last_chk"), FIELD_NAMES.index("check_desc"))
 
 
 def csv_line(row: list) -> str:
-    return ",".join([_csv_value(v) for v in row]) + ",\n"
+    """One CSV line, with its trailing comma."""
+    for index in _FREE_TEXT:
+        value = row[index]
+        if value:
+            quoted = _quoted(value)
+            if quoted is not value:
+                row = list(row)  # rare: never change the caller's row
+                row[index] = quoted
+    # The hot loop of `show stat`: one comprehension, no call per field.
+    return ",".join(["" if v is None else str(v) for v in row]) + ",\n"
 
 
 def typed_lines(kind: str, proxy_id: int, obj_id: int, row: list) -> list[str]:

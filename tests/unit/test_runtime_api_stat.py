@@ -89,8 +89,15 @@ def test_stopping_process_shows_frontends_stop():
     assert ",STOP," in show_stat(state, START, StatFilter(types=1))
 
 
-def test_csv_quotes_fields_with_commas():
-    assert stat_csv.csv_line(["a,b", 'say "hi"', None, 3]) == '"a,b","say ""hi""",,3,\n'
+def test_csv_quotes_free_text_with_commas_or_quotes():
+    row = [None] * len(FIELD_NAMES)
+    row[0], row[1], row[2] = "app", "web1", 3
+    row[FIELD_NAMES.index("last_chk")] = 'said "no", twice'
+    row[FIELD_NAMES.index("check_desc")] = "Layer7 wrong status"
+    fields = stat_csv.csv_line(row).split(",")
+    assert fields[:3] == ["app", "web1", "3"]
+    line = stat_csv.csv_line(list(row))
+    assert ',"said ""no"", twice",' in line and ",Layer7 wrong status," in line
 
 
 def test_lastchg_and_downtime_follow_the_clock():
