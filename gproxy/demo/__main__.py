@@ -60,6 +60,68 @@ def build_config(text: str, frontend_port: int, backend_ports: dict[str, int], l
     return text
 
 
+CLUSTER = """\
+[cluster]
+name = "demo"
+keepalive = "200ms"
+warntime = "500ms"
+deadtime = "1s"
+initdead = "2s"
+auth_key_file = "{workdir}/authkey"
+status_socket = "{workdir}/{{node}}.sock"
+state_dir = "{workdir}/state-{{node}}"
+
+[[node]]
+name = "demo-1"
+addresses = ["127.0.0.1:{port1}"]
+
+[[node]]
+name = "demo-2"
+addresses = ["127.0.0.1:{port2}"]
+
+[[resource]]
+id = "proxy"
+agent = "ocf:gproxy:gproxy"
+params = {{ config = "{config}", gproxy = "{gproxy}", pidfile = "{workdir}/gproxy.pid", socket = "{workdir}/admin.sock" }}
+monitor = {{ interval = "2s", timeout = "10s" }}
+
+[[constraint]]
+kind = "location"
+resource = "proxy"
+node = "demo-1"
+score = 100
+"""
+
+
+def write_cluster(workdir: Path, config_path: Path) -> Path:
+    authkey = workdir / "authkey"
+    authkey.write_text("auth 1\n1 sha256 demo-only-secret\n")
+    authkey.chmod(0o600)
+    gproxy = Path(sys.executable).parent / "gproxy"
+    path = workdir / "cluster.toml"
+    path.write_text(CLUSTER.format(workdir=workdir, port1=_udp_port(), port2=_udp_port(), config=config_path,
+                                   gproxy=gproxy))
+    return path
+
+
+def _udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_cluster(sock_path: Path, timeout: float = 30.0) -> str | None:
+    """`heartbeat status` once gproxy runs, or None."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = subprocess.run([sys.executable, "-m", "heartbeat", "status", "-s", str(sock_path)],
+                                capture_output=True, text=True)
+        if result.returncode == 0 and "Started" in result.stdout:
+            return result.stdout
+        time.sleep(0.3)
+    return None
+
+
 def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
@@ -83,31 +145,42 @@ def main() -> int:
             proc.stdout.readline()  # "ready ..."
         config_path = workdir / "esup-proxy.toml"
         config_path.write_text(build_config(DEFAULT_CONFIG.read_text(), frontend_port, ports, log_port, workdir))
-        gproxy = subprocess.Popen([sys.executable, "-m", "gproxy", "run", str(config_path), "--foreground"])
-        children.append(gproxy)
-        time.sleep(0.5)
-        if gproxy.poll() is not None:
-            print("gproxy failed to start; see the messages above", file=sys.stderr)
+        cluster_path = write_cluster(workdir, config_path)
+        nodes = []
+        for node in ("demo-1", "demo-2"):
+            log = open(workdir / f"{node}.log", "ab")
+            nodes.append(subprocess.Popen([sys.executable, "-m", "heartbeat", "run", str(cluster_path),
+                                           "--node", node], stdout=log, stderr=log))
+        children.extend(nodes)
+        status = wait_for_cluster(workdir / "demo-2.sock")
+        if status is None:
+            print(f"the cluster did not start gproxy; see {workdir}/demo-*.log", file=sys.stderr)
             return 1
         url = f"http://127.0.0.1:{frontend_port}/"
+        hb = f"{sys.executable} -m heartbeat"
         print(f"""
-gproxy demo is running (the seed's configuration, on loopback).
+gproxy demo is running: the seed's configuration on loopback, gproxy kept
+running by a two-node heartbeat cluster (demo-1 preferred) through its OCF agent.
 
   Try:        curl -i {url}
               curl -i '{url}setcookie?name=JSESSIONID&value=abc'   (the cookie comes back prefixed: s3~abc)
               curl -i {url}echo -H 'Cookie: JSESSIONID=s2~xyz'     (persistence to ents2, which sees xyz)
   Weights:    for i in $(seq 385); do curl -s {url}; done | sort | uniq -c
   Log:        tail -f {log_path}
-  Config:     {config_path}
+  Stats:      {sys.executable} -m gproxy ctl -s {workdir}/admin.sock 'show stat'
+  Cluster:    {hb} status -s {workdir}/demo-1.sock
+              {hb} move proxy demo-2 -s {workdir}/demo-1.sock   (then: clear proxy)
+  Config:     {config_path}, {cluster_path}
   Backends:   {', '.join(f'{n}=127.0.0.1:{ports[o]}' for o, n in names.items())}
   Failover:   kill the ents* backends (see `ps`); the maintenance server takes over.
 
 Ctrl-C stops everything.
-""", flush=True)
+
+{status}""", flush=True)
         signal.signal(signal.SIGTERM, _interrupt)
-        while gproxy.poll() is None:
+        while all(node.poll() is None for node in nodes):
             time.sleep(0.5)
-        print(f"gproxy exited with status {gproxy.returncode}", file=sys.stderr)
+        print("a cluster node exited; see its log in " + str(workdir), file=sys.stderr)
     except KeyboardInterrupt:
         pass
     finally:
