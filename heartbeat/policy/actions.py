@@ -89,7 +89,7 @@ def plan_actions(view: View, placement: Mapping[str, str | None]) -> Plan:
             elif (rid, target) in view.recover:
                 stops.setdefault(rid, set()).add(target)
                 starts[rid] = target
-                notes.append(Note(f"{rid}: failed on {target}: recover in place ({_fail_count(view, rid, target)})",
+                notes.append(Note(f"{rid}: failed on {target}: recover in place{_fail_count(view, rid, target)}",
                                   (rid,)))
         if len(active) > 1:
             kept = f"keeping {target}" if target in active else "stopping all"
@@ -103,11 +103,14 @@ def plan_actions(view: View, placement: Mapping[str, str | None]) -> Plan:
 
 
 def _fail_count(view: View, rid: str, node: str) -> str:
+    """What follows "recover in place": the fail count and threshold, if counted."""
     count = sum(f.count for f in view.failures if f.resource == rid and f.node == node)
+    if not count:
+        return ""
     res = view.config.resource(rid)
     threshold = migration_threshold(view.config, res) if res is not None else 0
-    return f"fail count {count} of migration-threshold {threshold}" if threshold else \
-        f"fail count {count}, no migration-threshold"
+    return f" (fail count {count} of migration-threshold {threshold})" if threshold else \
+        f" (fail count {count}, no migration-threshold)"
 
 
 def _implied_restarts(view: View, placement: Mapping[str, str | None], stops: dict[str, set[str]],
