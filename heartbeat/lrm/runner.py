@@ -11,8 +11,12 @@ Output goes to unlinked temporary files rather than pipes: an agent that
 starts a daemon which inherits stdout would otherwise hold the pipe open
 and make every start look hung. Only a bounded tail is kept.
 
-gevent-friendly: the wait is `gevent.subprocess`'s, so other greenlets
-(heartbeats, recurring monitors) keep running while an agent works.
+gevent-friendly: the wait for the agent's exit is a gevent wait on a pidfd
+(Linux >= 5.3; elsewhere a cooperative poll), so other greenlets
+(heartbeats, recurring monitors) keep running while an agent works. It is
+not gevent.subprocess's SIGCHLD watcher on purpose: in a process that is not
+monkey-patched, that watcher reaps every child (waitpid(-1)) and stdlib
+`subprocess` callers elsewhere in the process then read exit status 0.
 """
 
 from __future__ import annotations
@@ -27,7 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Mapping
 
-from gevent import subprocess as gsubprocess
+import subprocess
+
+import gevent
+from gevent.socket import wait_read
 
 from heartbeat.errors import AgentError
 from heartbeat.lrm.codes import (ACTIONS, LSB_ACTION_NAMES, OcfRc, Recovery, as_ocf, describe, is_failure,
@@ -49,6 +56,7 @@ EXIT_REASON_PREFIX = "ocf-exit-reason:"  # what ocf_exit_reason prints on stderr
 OUTPUT_LIMIT = 4096  # characters of agent output kept in an ActionResult
 OUTPUT_LINES = 20  # ... and at most this many lines of it
 KILL_GRACE_MS = 2000  # a timed-out agent gets this long between SIGTERM and SIGKILL
+POLL_MIN_S, POLL_MAX_S = 0.005, 0.1  # exit polling without pidfd: quick at first, then backing off
 # Agents call ip, arping, ...: a daemon started with a minimal PATH still finds them.
 STANDARD_PATH = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*$")  # provider/type/script: no path tricks
@@ -194,14 +202,39 @@ def _signal_group(pgid: int, sig: int) -> None:
         pass  # not ours any more (a setuid helper): nothing we can do
 
 
-def _terminate(proc: gsubprocess.Popen) -> None:
+def _open_pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):  # no pidfd here (old kernel or not Linux), or already reaped
+        return None
+
+
+def _wait_exit(proc: subprocess.Popen[bytes], pidfd: int | None, timeout_s: float) -> bool:
+    """Wait cooperatively until the agent exits, at most `timeout_s`; True if
+    it did (it is then reaped). A pidfd becomes readable when its process exits."""
+    if pidfd is not None:
+        try:
+            wait_read(pidfd, timeout=timeout_s)
+        except TimeoutError:
+            return False
+        proc.wait()
+        return True
+    deadline = time.monotonic() + timeout_s
+    delay = POLL_MIN_S
+    while proc.poll() is None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        gevent.sleep(min(delay, left))
+        delay = min(delay * 2, POLL_MAX_S)
+    return True
+
+
+def _terminate(proc: subprocess.Popen[bytes], pidfd: int | None) -> None:
     """SIGTERM the agent's process group, give it KILL_GRACE_MS, then SIGKILL
     what is left of the group (children that ignored TERM included)."""
     _signal_group(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=KILL_GRACE_MS / 1000)
-    except gsubprocess.TimeoutExpired:
-        pass
+    _wait_exit(proc, pidfd, KILL_GRACE_MS / 1000)
     _signal_group(proc.pid, signal.SIGKILL)
     proc.wait()
 
@@ -254,23 +287,25 @@ def run_action(resource: ResourceConfig, action: str, timeout_ms: int, interval_
 
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         try:
-            proc = gsubprocess.Popen([path, verb], stdin=gsubprocess.DEVNULL, stdout=out, stderr=err,
-                                     env=env, cwd="/", start_new_session=True)
+            proc = subprocess.Popen([path, verb], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                    env=env, cwd="/", start_new_session=True)
         except OSError as exc:
             return result(_exec_failure_rc(exc), f"exit {_exec_failure_rc(exc)}: cannot run {path}: "
                                                  f"{exc.strerror}")
-        timed_out = False
+        pidfd = _open_pidfd(proc.pid)
         try:
-            raw_rc = proc.wait(timeout=timeout_ms / 1000)
-        except gsubprocess.TimeoutExpired:
-            timed_out = True
-            _terminate(proc)
-            raw_rc = proc.returncode
+            timed_out = not _wait_exit(proc, pidfd, timeout_ms / 1000)
+            if timed_out:
+                _terminate(proc, pidfd)
         except BaseException:
             # Our greenlet is being killed (shutdown): leave no agent behind.
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
             raise
+        finally:
+            if pidfd is not None:
+                os.close(pidfd)
+        raw_rc = proc.returncode
         stdout, stderr = _tail(out, output_limit), _tail(err, output_limit)
 
     lsb = spec.standard == "lsb"

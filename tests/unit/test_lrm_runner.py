@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 import textwrap
 import time
 from pathlib import Path
 
+import gevent
 import pytest
 
 from heartbeat.errors import AgentError
@@ -290,6 +292,44 @@ def test_a_daemon_holding_stdout_does_not_hang_the_action(ocf_root, tmp_path):
         assert result.output == "started"
     finally:
         os.kill(int(pidfile.read_text()), 9)
+
+
+# ---- cooperation with gevent and the rest of the process ------------------------------
+
+def test_agents_run_concurrently_in_greenlets(ocf_root, tmp_path):
+    # "waiter" can only finish once "maker" ran: if run_action blocked the
+    # hub, the waiter would time out.
+    flag = tmp_path / "flag"
+    waiter = ocf_agent(ocf_root, "waiter", f"while [ ! -f {flag} ]; do sleep 0.01; done\n")
+    maker = ocf_agent(ocf_root, "maker", f"touch {flag}\n")
+    first = gevent.spawn(run, waiter, "start", ocf_root, 5000)
+    gevent.sleep(0)
+    second = gevent.spawn(run, maker, "start", ocf_root, 5000)
+    gevent.joinall([first, second], raise_error=True)
+    assert [g.value.rc for g in (first, second)] == [0, 0]
+    assert not first.value.timed_out
+
+
+def test_stdlib_subprocess_exit_codes_survive(ocf_root):
+    # gevent.subprocess's SIGCHLD watcher would reap this child behind
+    # subprocess's back (exit status read as 0); the runner must not install it.
+    res = ocf_agent(ocf_root, "plain", "exit 0\n")
+    assert run(res, "start", ocf_root).rc == 0
+    child = subprocess.Popen(["sh", "-c", "exit 3"])
+    gevent.sleep(0.05)  # the hub runs while the child exits
+    assert child.wait() == 3
+
+
+def test_without_pidfd_the_runner_polls(ocf_root, tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "_open_pidfd", lambda pid: None)
+    monkeypatch.setattr(runner, "KILL_GRACE_MS", 200)
+    quick = ocf_agent(ocf_root, "quick", "exit 7\n")
+    assert run(quick, "monitor", ocf_root).rc == OcfRc.NOT_RUNNING
+    pids = tmp_path / "pids"
+    hang = ocf_agent(ocf_root, "hang2", f"sleep 60 &\necho $! > {pids}\nwait\n")
+    result = run(hang, "start", ocf_root, timeout_ms=200)
+    assert result.timed_out
+    assert dies(int(pids.read_text()))
 
 
 # ---- LSB ---------------------------------------------------------------------------
