@@ -183,18 +183,21 @@ def resource_findings(status: ClusterStatus, now: float, *, failover_ok: bool,
                       only: frozenset[str] = frozenset()) -> list[Finding]:
     """Stopped, failed, split, misplaced and manually moved resources.
 
-    `only` restricts the check to some resources or groups (ids).
+    `only` restricts the check to some resources (their own state and moves)
+    or groups (everything, including split and placement).
     """
     findings: list[Finding] = []
     if not status.resources:
         return [Finding("no_resources", UNKNOWN, "the status lists no resource")]
     if status.maintenance:
         findings.append(Finding("maintenance", WARNING, "cluster in maintenance mode (resources not managed)"))
-    for key, resources in units(status):
-        if only and key not in only and not any(r.id in only for r in resources):
+    for key, unit in units(status):
+        whole_unit = not only or key in only
+        resources = unit if whole_unit else tuple(r for r in unit if r.id in only)
+        if not resources:
             continue
         moves: list[Move] = []
-        whole_group_stopped = len(resources) > 1 and not resources[0].clone and all(
+        whole_group_stopped = whole_unit and len(resources) > 1 and not resources[0].clone and all(
             r.state == STOPPED and r.should_run for r in resources)
         if whole_group_stopped:  # one line for the group, not one per member
             failures = [r.last_failure for r in resources if r.last_failure is not None]
@@ -213,7 +216,7 @@ def resource_findings(status: ClusterStatus, now: float, *, failover_ok: bool,
         clone = resources[0].clone
         if clone and not running and any(r.should_run for r in resources):
             findings.append(Finding(f"clone:{clone}", CRITICAL, f"{clone}: no instance running"))
-        if clone:
+        if clone or not whole_unit:  # group-wide rules need the whole group
             continue
         nodes = sorted({r.node for r in running if r.node})
         if len(nodes) > 1:

@@ -155,7 +155,8 @@ def _resource(doc: Any) -> ClusterResource:
     state = _need(doc, "state", str, f"resource {rid}")
     if state not in RESOURCE_STATES:
         raise StatusFormatError(f"resource {rid}: unknown state {state!r}")
-    counts = doc.get("fail_counts") or {}
+    counts = doc.get("fail_counts")
+    counts = {} if counts is None else counts
     if not isinstance(counts, dict):
         raise StatusFormatError(f"resource {rid}: 'fail_counts' is not an object")
     move = doc.get("move")

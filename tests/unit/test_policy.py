@@ -143,6 +143,13 @@ def test_threshold_zero_never_bans_and_hard_errors_ban_at_once():
     assert scores.own["b"]["n1"] == MINUS_INFINITY
 
 
+def test_failed_start_bans_the_node_even_without_migration_threshold():
+    cib = Cib(cluster(res("a")), failures=(FailRecord("a", "n1", INFINITY, NOW),))
+    t = schedule(cib, running(("a", "n1"), state=FAILED), NOW)
+    assert [str(a) for a in t.actions] == ["stop a on n1", "start a on n2"]
+    assert "a: fail count INFINITY on n1 (failed start): banned there" in t.reasons
+
+
 def test_group_location_counts_once_for_the_group():
     scores = node_scores(unpack(Cib(esup()), running(), NOW))
     assert scores.own["esup"] == {"n1": 100, "n2": 0}

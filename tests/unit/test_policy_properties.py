@@ -103,7 +103,7 @@ def random_cluster(seed: int) -> tuple[Cib, ClusterStatus]:
         for node in names:
             if rng.random() < 0.12:
                 rc = rng.choice((1, 1, 1, 5, FATAL_RC))
-                failures.append(FailRecord(rid, node, rng.randint(1, 3), NOW - rng.randint(0, 200), rc,
+                failures.append(FailRecord(rid, node, rng.choice((1, 2, 3, INFINITY)), NOW - rng.randint(0, 200), rc,
                                            hard=rc != 1))
     unmanaged = frozenset(t for t in targets if rng.random() < 0.05)
     cib = Cib(config=config, standby=standby, moves=moves, failures=tuple(failures),
