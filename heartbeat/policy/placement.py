@@ -127,6 +127,7 @@ class _Assigner:
             before, later = self.unit_of.get(before_id), self.unit_of.get(after_id)
             if before is not None and later is not None and before is not later:
                 after[later.id].add(before.id)
+
         def staying(unit: Unit) -> bool:
             return any(n in self.view.eligible for m in unit.members for n in self.view.active_on(m))
 
@@ -155,7 +156,7 @@ class _Assigner:
         view = self.view
         nodes = view.nodes
         if not unit.is_group and unit.id in view.unmanaged:
-            self._pin(unit.id)
+            self._pin(unit.id, unit)
             return
         unit_level = {n: (self.scores.of(unit.id, n) if unit.is_group else 0) for n in nodes}
         member_level = {m: {n: self.scores.of(m, n) for n in nodes} for m in unit.members}
@@ -192,20 +193,25 @@ class _Assigner:
         placed = prefix[best] if best is not None else 0
         for position, member in enumerate(unit.members):
             if member in view.unmanaged:
-                self._pin(member)
+                self._pin(member, unit)
             else:
                 self.placement[member] = best if position < placed else None
                 if position < placed and best is not None:
                     self.load[best] += 1
         self._explain(unit, best, prefix, total, member_level, unit_level)
 
-    def _pin(self, rid: str) -> None:
-        here = next(iter(self.view.active_on(rid)), None)
+    def _pin(self, rid: str, unit: Unit) -> None:
+        """An unmanaged resource stays as it is. Said in every transition when
+        the cluster would otherwise act on it (failed, or on a node that may
+        not run it), else only when the rest of its unit acts."""
+        view = self.view
+        here = next(iter(view.active_on(rid)), None)
         self.placement[rid] = here
         if here is not None:
             self.load[here] += 1
+        neglected = here is not None and ((rid, here) in view.recover or here not in view.eligible)
         self.notes.append(Note(f"{rid}: unmanaged: left " + (f"on {here}" if here else "stopped"),
-                               (rid,), always=True))
+                               unit.members, always=neglected))
 
     def _apply_colocations(self, unit: Unit, level: Callable[[str], dict[str, int]]) -> None:
         for c in self.colocations:

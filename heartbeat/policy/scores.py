@@ -10,8 +10,9 @@ model.add_scores):
 - stickiness on each node where the resource is active (a group's is the
   sum of its active members', which placement adds up);
 - failures: -INFINITY on a node where the fail count reached
-  migration_threshold or where a hard error happened, and everywhere after
-  a fatal one (rc 6); target_role "stopped": -INFINITY everywhere.
+  migration_threshold or INFINITY (a failed start), or where a hard error
+  happened, and everywhere after a fatal one (rc 6); target_role
+  "stopped": -INFINITY everywhere.
 
 `prefs` holds only the configured wishes (locations and moves), without
 stickiness, bans or eligibility: what a resource's colocation primary takes
@@ -101,6 +102,10 @@ def _bans(view: View, rid: str) -> list[tuple[str, str]]:
         elif record.hard:
             out.append((record.node, f"{rid}: hard error (rc {record.last_rc}) on {record.node}: "
                                      f"banned there until cleanup"))
+        elif record.count >= INFINITY:
+            # A failed start sets the count to INFINITY (start-failure-is-fatal):
+            # it bans the node whatever migration_threshold says, as in Pacemaker.
+            out.append((record.node, f"{rid}: fail count INFINITY on {record.node} (failed start): banned there"))
         elif threshold > 0 and record.count >= threshold:
             out.append((record.node, f"{rid}: migration-threshold {threshold} reached on {record.node}"))
     return out
