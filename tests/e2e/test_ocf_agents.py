@@ -294,6 +294,29 @@ def test_the_lrm_catches_a_killed_gproxy(gproxy_setup):
         lrm.stop_monitors()
 
 
+def test_a_gproxy_in_another_namespace_is_not_ours(netns, tmp_path):
+    # Cluster nodes that are namespaces of one host share /run and /proc: a
+    # pid file naming another node's gproxy must not make this node "running".
+    config = tmp_path / "g.toml"
+    config.write_text("# only its path matters here\n")
+    other = subprocess.Popen(["ip", "netns", "exec", netns.name, sys.executable, "-c",
+                              "import sys, time; print(flush=True); time.sleep(60)", "run", str(config)],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        other.stdout.readline()  # the python process is up (ip netns exec execs it in place)
+        pidfile = tmp_path / "g.pid"
+        pidfile.write_text(f"{other.pid}\n")
+        env = {"PATH": os.environ["PATH"], "OCF_RESOURCE_INSTANCE": "proxy",
+               "OCF_RESKEY_config": str(config), "OCF_RESKEY_pidfile": str(pidfile)}
+        here = subprocess.run([str(GPROXY_AGENT), "monitor"], env=env, capture_output=True, text=True)
+        there = subprocess.run(["ip", "netns", "exec", netns.name, str(GPROXY_AGENT), "monitor"], env=env,
+                               capture_output=True, text=True)
+        assert (here.returncode, there.returncode) == (OcfRc.NOT_RUNNING, OcfRc.SUCCESS), here.stderr + there.stderr
+    finally:
+        other.kill()
+        other.wait()
+
+
 def stats_socket_answers(path: Path) -> bool:
     try:
         with socket.socket(socket.AF_UNIX) as sock:
