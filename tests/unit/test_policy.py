@@ -76,7 +76,8 @@ def test_failure_expires_exactly_at_failure_timeout_but_fatal_never_does():
 def test_cluster_failure_timeout_applies_when_the_resource_has_none():
     cib = Cib(cluster(res("a"), failure_timeout=10_000), failures=(FailRecord("a", "n1", 1, NOW - 11),))
     assert unpack(cib, running(), NOW).failures == ()
-    cib = Cib(cluster(res("a", failure_timeout=0), failure_timeout=10_000), failures=(FailRecord("a", "n1", 1, NOW - 11),))
+    cib = Cib(cluster(res("a", failure_timeout=0), failure_timeout=10_000),
+              failures=(FailRecord("a", "n1", 1, NOW - 11),))
     assert len(unpack(cib, running(), NOW).failures) == 1  # the resource's 0 = never
 
 
