@@ -93,6 +93,9 @@ def _check_path(path: str) -> None:
 def bind_unix(spec: StatsSocket) -> _stdsocket.socket:
     """A listening unix socket at `spec.path`, with its mode and owner."""
     _check_path(spec.path)
+    directory = os.path.dirname(spec.path) or "."
+    if not os.path.isdir(directory):
+        raise StatsSocketError(f"stats socket {spec.path}: directory {directory} does not exist")
     uid, gid = _uid(spec.user), _gid(spec.group)
     temp = f"{spec.path}.{os.getpid()}.tmp"
     sock = _stdsocket.socket(_stdsocket.AF_UNIX, _stdsocket.SOCK_STREAM)

@@ -95,6 +95,11 @@ def test_a_regular_file_is_not_replaced(sock_path):
     assert open(sock_path).read() == "data"
 
 
+def test_a_missing_directory_is_a_clear_error(tmp_path):
+    with pytest.raises(StatsSocketError, match="directory .*/missing does not exist"):
+        bind_unix(StatsSocket(path=str(tmp_path / "missing" / "admin.sock")))
+
+
 def test_an_unknown_owner_is_an_error(sock_path):
     with pytest.raises(StatsSocketError, match="unknown user"):
         bind_unix(StatsSocket(path=sock_path, user="no-such-user-gproxy"))
