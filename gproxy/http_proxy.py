@@ -123,8 +123,13 @@ class HttpSession:
         fe_counters = self.fe.counters
         fe_counters.req_tot += 1
         ctx.process.cum_req += 1
-        keep = self._forward(head, rec, start_mono)
-        return keep
+        if self.fe.local_routes is not None:
+            # The stats page and the metrics endpoint are answered by gproxy
+            # itself (HAProxy's `stats uri`, `<STATS>` in the log).
+            route = self.fe.local_routes.match(head)
+            if route is not None:
+                return route(self, head, rec, start_mono)
+        return self._forward(head, rec, start_mono)
 
     # ---- reading the request head -----------------------------------------
     def _read_head(self, first: bool, rec: RequestRecord, start_mono: float) -> RequestHead | None:

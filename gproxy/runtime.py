@@ -316,6 +316,9 @@ class FrontendRuntime:
         self.counters = Counters()
         self.maxconn = cfg.maxconn
         self.enabled = True
+        # Requests gproxy answers itself (stats page, metrics): an object with
+        # match(head) -> handler(session, head, rec, start_mono) -> keep-alive, or None.
+        self.local_routes = None
         self.last_error: ErrorCapture | None = None  # last invalid request (show errors)
 
 
