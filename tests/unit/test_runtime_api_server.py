@@ -65,6 +65,19 @@ def test_bind_applies_the_mode(sock_path):
         sock.close()
 
 
+def test_bind_applies_the_owner_by_name(sock_path):
+    import grp
+    import pwd
+    user = pwd.getpwuid(os.getuid()).pw_name
+    group = grp.getgrgid(os.getgid()).gr_name
+    sock = bind_unix(StatsSocket(path=sock_path, user=user, group=group))
+    try:
+        info = os.stat(sock_path)
+        assert (info.st_uid, info.st_gid) == (os.getuid(), os.getgid())
+    finally:
+        sock.close()
+
+
 def test_a_stale_socket_file_is_replaced(sock_path):
     dead = stdsocket.socket(stdsocket.AF_UNIX, stdsocket.SOCK_STREAM)
     dead.bind(sock_path)
