@@ -228,7 +228,8 @@ def cmd_set_timeout(ctx: Context, args: tuple[str, ...], payload: str | None) ->
 
 
 def cmd_show_info(ctx: Context, args: tuple[str, ...], payload: str | None) -> str:
-    return reports.show_info(ctx.state, ctx.now, ctx.facts(), typed="typed" in args[2:])
+    options = args[2:]
+    return reports.show_info(ctx.state, ctx.now, ctx.facts(), typed="typed" in options, as_json="json" in options)
 
 
 def cmd_show_version(ctx: Context, args: tuple[str, ...], payload: str | None) -> str:
@@ -248,7 +249,7 @@ def cmd_show_stat(ctx: Context, args: tuple[str, ...], payload: str | None) -> s
         first_option = 5
     options = set(args[first_option:])
     filt = stat_csv.StatFilter(
-        iid=iid, types=types, sid=sid, typed="typed" in options,
+        iid=iid, types=types, sid=sid, typed="typed" in options, json="json" in options,
         hide_down="up" in options, hide_maint="no-maint" in options,
         show_legends=LEVEL_RANK[ctx.session.level] >= LEVEL_RANK["operator"])
     return stat_csv.show_stat(ctx.state, ctx.now, filt)

@@ -6,11 +6,13 @@ as arguments; `server.py` gathers them.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from gproxy import __version__
 from gproxy.logfmt import _accept_date as accept_date
 from gproxy.runtime import ErrorCapture
+from gproxy.runtime_api.stat_csv import json_tags
 from gproxy.runtime_api.view import PROCESS_NUM, ProxyState, proxies
 
 PRODUCT_NAME = "gproxy"
@@ -137,8 +139,15 @@ def info_values(state: ProxyState, now: float, facts: ProcessFacts) -> list:
     ]
 
 
-def show_info(state: ProxyState, now: float, facts: ProcessFacts, typed: bool = False) -> str:
+def show_info(state: ProxyState, now: float, facts: ProcessFacts, typed: bool = False, as_json: bool = False) -> str:
     values = info_values(state, now, facts)
+    if as_json:
+        fields = []
+        for (pos, name, meta), value in zip(INFO_FIELDS, values):
+            tags, _, type_name = meta.partition(":")
+            fields.append({"field": {"pos": pos, "name": name}, "processNum": PROCESS_NUM,
+                           "tags": json_tags(tags), "value": {"type": type_name, "value": value}})
+        return json.dumps(fields, separators=(",", ":")) + "\n"
     if typed:
         return "".join(f"{pos}.{name}.{PROCESS_NUM}:{meta}:{value}\n"
                        for (pos, name, meta), value in zip(INFO_FIELDS, values))

@@ -17,6 +17,7 @@ Pure: `now` comes from the caller.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from gproxy.health import OpState
@@ -186,6 +187,7 @@ class StatFilter:
     hide_down: bool = False  # `up`: only servers that are UP (or not checked)
     hide_maint: bool = False  # `no-maint`
     show_legends: bool = True  # addr and cookie: level operator and above
+    json: bool = False
 
 
 def _hrsp(counters) -> list:
@@ -316,9 +318,10 @@ def csv_line(row: list) -> str:
     return ",".join(["" if v is None else str(v) for v in row]) + ",\n"
 
 
-def typed_lines(kind: str, proxy_id: int, obj_id: int, row: list) -> list[str]:
-    """`show stat typed`: one line per set field, positions without the `-` marker."""
-    column = {"F": 1, "B": 2, "S": 3}[kind]
+def typed_fields(row: list, kind: str) -> list[tuple[int, str, str, str, object]]:
+    """(position, name, tags, type, value) of each field `row` sets; the
+    positions of the typed and JSON forms skip the `-` marker."""
+    column = _KIND_COLUMN[kind]
     out = []
     pos = 0
     for field, value in zip(FIELDS, row):
@@ -327,9 +330,36 @@ def typed_lines(kind: str, proxy_id: int, obj_id: int, row: list) -> list[str]:
         meta = field[column]
         if value is not None and meta:
             tags, _, type_name = meta.partition(":")
-            out.append(f"{kind}.{proxy_id}.{obj_id}.{pos}.{field[0]}.{PROCESS_NUM}:{tags}:{type_name}:{value}\n")
+            out.append((pos, field[0], tags, type_name, value))
         pos += 1
     return out
+
+
+def typed_lines(kind: str, proxy_id: int, obj_id: int, row: list) -> list[str]:
+    """`show stat typed`: `S.2.1.17.status.1:SGP:str:UP`, one line per set field."""
+    return [f"{kind}.{proxy_id}.{obj_id}.{pos}.{name}.{PROCESS_NUM}:{tags}:{type_name}:{value}\n"
+            for pos, name, tags, type_name, value in typed_fields(row, kind)]
+
+
+def json_object(kind: str, proxy_id: int, obj_id: int, row: list) -> list[dict]:
+    """`show stat json`: one object per set field, for one row."""
+    obj_type = _JSON_OBJ_TYPE[kind]
+    return [{"objType": obj_type, "proxyId": proxy_id, "id": obj_id, "field": {"pos": pos, "name": name},
+             "processNum": PROCESS_NUM, "tags": json_tags(tags), "value": {"type": type_name, "value": value}}
+            for pos, name, tags, type_name, value in typed_fields(row, kind)]
+
+
+# The letters of the typed form, spelled out in the JSON form.
+_ORIGINS = {"M": "Metric", "S": "Status", "K": "Key", "C": "Config", "P": "Product"}
+_NATURES = {"A": "Age", "a": "Avg", "C": "Counter", "D": "Duration", "G": "Gauge", "L": "Limit", "M": "Max",
+            "m": "Min", "N": "Name", "O": "Output", "R": "Rate", "T": "Time"}
+_SCOPES = {"C": "Cluster", "P": "Process", "S": "Service", "s": "System"}
+_KIND_COLUMN = {"F": 1, "B": 2, "S": 3}
+_JSON_OBJ_TYPE = {"F": "Frontend", "B": "Backend", "S": "Server"}
+
+
+def json_tags(tags: str) -> dict[str, str]:
+    return {"origin": _ORIGINS[tags[0]], "nature": _NATURES[tags[1]], "scope": _SCOPES[tags[2]]}
 
 
 def _server_shown(srv: ServerRuntime, filt: StatFilter) -> bool:
@@ -344,6 +374,8 @@ def _server_shown(srv: ServerRuntime, filt: StatFilter) -> bool:
 
 def show_stat(state: ProxyState, now: float, filt: StatFilter = StatFilter()) -> str:
     """The whole `show stat` answer (without the final empty line)."""
+    if filt.json:
+        return show_stat_json(state, now, filt)
     out: list[str] = [] if filt.typed else [HEADER]
     typed = filt.typed
     legends = filt.show_legends
@@ -370,3 +402,24 @@ def show_stat(state: ProxyState, now: float, filt: StatFilter = StatFilter()) ->
             row = backend_row(be, now, legends, filtered)
             out.extend(typed_lines("B", entry.id, 0, row) if typed else (csv_line(row),))
     return "".join(out)
+
+
+def show_stat_json(state: ProxyState, now: float, filt: StatFilter) -> str:
+    """`show stat json`: a list per row of field objects, on one line."""
+    rows: list[list[dict]] = []
+    filtered = filt.hide_down or filt.hide_maint
+    for entry in proxies(state):
+        if filt.iid != -1 and entry.id != filt.iid:
+            continue
+        fe, be = entry.frontend, entry.backend
+        if fe is not None and filt.types & TYPE_FRONTEND:
+            rows.append(json_object("F", entry.id, 0, frontend_row(fe, entry.id, state.process.stopping)))
+        if be is None:
+            continue
+        if filt.types & TYPE_SERVER:
+            for srv in be.servers:
+                if (filt.sid == -1 or srv.id == filt.sid) and (not filtered or _server_shown(srv, filt)):
+                    rows.append(json_object("S", entry.id, srv.id, server_row(srv, now, filt.show_legends)))
+        if filt.types & TYPE_BACKEND:
+            rows.append(json_object("B", entry.id, 0, backend_row(be, now, filt.show_legends, filtered)))
+    return json.dumps(rows, separators=(",", ":")) + "\n"

@@ -11,7 +11,9 @@ comparison kind:
   field empty in one iff empty in the other; values equal for the fields
   that do not depend on timing or traffic (DETERMINISTIC_STAT);
 - stat_typed: the same per line (object, position, name, tags, type);
-- info / info_typed: keys, their order, and the stable values;
+- info / info_typed / info_json: keys, their order, and the stable values;
+- stat_json: rows, and per field its position, name, tags and type, and
+  the stable values;
 - servers_state: version and header lines, rows, stable columns;
 - errors / sess: the shape of `show errors` / `show sess`.
 """
@@ -223,6 +225,57 @@ def servers_state(golden: str, ours: str) -> list[str]:
     return problems
 
 
+def _json_fields(text: str, problems: list[str]) -> list[dict]:
+    if not text.endswith("\n\n") or "\n" in text[:-2]:
+        problems.append(f"not one JSON line and an empty line: ...{text[-40:]!r}")
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        problems.append(f"not JSON: {exc}")
+        return []
+
+
+def _json_key(item: dict) -> tuple:
+    return (item.get("objType"), item.get("proxyId"), item.get("id"), item["field"]["pos"], item["field"]["name"],
+            item["processNum"], tuple(item["tags"].items()), item["value"]["type"])
+
+
+def _compare_json(golden: list, ours: list, deterministic: frozenset, where: str, problems: list[str]) -> None:
+    if [_json_key(i) for i in golden] != [_json_key(i) for i in ours]:
+        missing = [_json_key(i) for i in golden if _json_key(i) not in {_json_key(o) for o in ours}]
+        extra = [_json_key(o) for o in ours if _json_key(o) not in {_json_key(i) for i in golden}]
+        problems.append(f"{where}: fields differ: missing {missing[:5]}, extra {extra[:5]}")
+        return
+    for g, o in zip(golden, ours):
+        name = g["field"]["name"]
+        g_value, o_value = g["value"]["value"], o["value"]["value"]
+        if name == "check_status":
+            g_value, o_value = str(g_value).removeprefix("* "), str(o_value).removeprefix("* ")
+        if name in deterministic and g_value != o_value:
+            problems.append(f"{where}.{name}: HAProxy {g_value!r}, gproxy {o_value!r}")
+
+
+def info_json(golden: str, ours: str) -> list[str]:
+    problems: list[str] = []
+    g, o = _json_fields(golden, problems), _json_fields(ours, problems)
+    if not problems:
+        _compare_json(g, o, DETERMINISTIC_INFO, "info", problems)
+    return problems
+
+
+def stat_json(golden: str, ours: str) -> list[str]:
+    problems: list[str] = []
+    g, o = _json_fields(golden, problems), _json_fields(ours, problems)
+    if problems:
+        return problems
+    if len(g) != len(o):
+        return [f"{len(g)} rows from HAProxy, {len(o)} from gproxy"]
+    for g_row, o_row in zip(g, o):
+        where = f"{g_row[0]['value']['value']}/{g_row[1]['value']['value']}" if len(g_row) > 1 else "?"
+        _compare_json(g_row, o_row, DETERMINISTIC_STAT, where, problems)
+    return problems
+
+
 _DATE = r"\[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d\.\d{3}\]"
 
 
@@ -306,4 +359,6 @@ _CHECKERS = {
     "usage": usage_shape,
     "help": help_subset,
     "prompt_usage": prompt_usage,
+    "info_json": info_json,
+    "stat_json": stat_json,
 }
