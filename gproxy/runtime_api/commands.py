@@ -452,15 +452,14 @@ def _set_server_addr(ctx: Context, server: ServerRuntime, args: tuple[str, ...])
         if not 1 <= value <= MAX_PORT:
             raise CliError(f"{head}, port '{text}' is out of range (1-{MAX_PORT}) {BY_CLI}\n")
         new_port = value
-    parts = []
-    parts.append(f"IP changed from '{old_host}' to '{new_host}'" if not same_host
-                 else "no need to change the addr")
+    # Everything was checked: apply both parts or nothing (HAProxy applies
+    # the address even when the port is refused).
+    parts = ["no need to change the addr" if same_host else f"IP changed from '{old_host}' to '{new_host}'"]
     if new_port != old_port:
         parts.append(f"port changed from '{old_port}' to '{new_port}'")
-    if same_host and new_port == old_port:
-        return f"no need to change the addr {BY_CLI}\n"
-    server.host, server.port = new_host, new_port
-    close_idle(server)  # kept-alive connections go to the old address
+    if len(parts) > 1 or not same_host:
+        server.host, server.port = new_host, new_port
+        close_idle(server)  # kept-alive connections go to the old address
     return ", ".join(parts) + f" {BY_CLI}\n"
 
 
