@@ -20,8 +20,10 @@ from gproxy.config.schema import (
     GLOBAL,
     HTTPCHK,
     LOG_TARGET,
+    PROMETHEUS,
     PROXY,
     SERVER,
+    STATS_PAGE,
     STATS_SOCKET,
     TIMEOUT,
     TUNE,
@@ -214,6 +216,8 @@ _LOCATIONS: tuple[tuple[Section, str], ...] = (
     (COOKIE, "`cookie = { ... }` in a backend, listen or `[defaults]`"),
     (HTTPCHK, "`httpchk = { ... }` in a backend, listen or `[defaults]`"),
     (FORWARDFOR, "`forwardfor = { ... }` in any proxy or `[defaults]`"),
+    (STATS_PAGE, "`stats = { ... }` in a frontend, listen or `[defaults]`"),
+    (PROMETHEUS, "`prometheus = { ... }` in a frontend, listen or `[defaults]`"),
 )
 assert {s.anchor for s, _ in _LOCATIONS} == {s.anchor for s in ALL_SECTIONS}, "document every section"
 

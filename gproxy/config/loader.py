@@ -46,6 +46,7 @@ from gproxy.config.schema import (
     PROXY_NAME,
     SERVER,
     SIDES,
+    STATS_PAGE,
     STATS_SOCKET,
     TIMEOUT,
     TOP_LEVEL,
@@ -265,6 +266,9 @@ class _Loader:
         if section is COOKIE and values.get("indirect") and values.get("mode") == "rewrite":
             # HAProxy refuses it too: a rewritten cookie is always the server's to send.
             self.problem(f"{path}.indirect", 'cannot be used with mode = "rewrite"')
+        if section is STATS_PAGE and values.get("admin") and not raw.get("auth"):
+            # Buttons that change servers must not be open to anyone who reaches the port.
+            self.problem(f"{path}.admin", "needs auth: only authenticated users may change servers")
         return values
 
     def value(self, raw: object, typ: ValueType | Table | TableList, path: str) -> Any:

@@ -20,7 +20,6 @@ from gproxy.config.types import (
     Choice,
     Duration,
     FileMode,
-    FreeTable,
     Int,
     LogTargetType,
     Network,
@@ -158,6 +157,48 @@ GLOBAL = Section("global", "[global]", "Process-wide settings.", (
 
 # --- proxy tables ---------------------------------------------------------------
 
+class Credentials(StrList):
+    """`stats.auth`: "user:password" strings (HAProxy's `stats auth`). Errors
+    name the item by position, never by value: it holds a password."""
+
+    def describe(self) -> str:
+        return 'array of "user:password"'
+
+    def parse(self, value: object) -> tuple[str, ...]:
+        items = super().parse(value)
+        for index, item in enumerate(items):
+            user, colon, _ = item.partition(":")
+            if not colon or not user:
+                raise ValueError(f'item {index} is not "user:password" (a user name, a colon, a password)')
+        return items
+
+
+URI_PATH = Str("path", r"/[!-~]*", " (a path starting with '/', printable characters and no spaces)")
+
+STATS_PAGE = Section("stats-page", "stats", (
+    "The HTML statistics page (HAProxy's `stats enable`), its `;csv` export and, with `admin`, "
+    "buttons that drain servers or put them in maintenance. See docs/stats-page.md."), (
+    Setting("uri", URI_PATH, "Path prefix of the page; requests starting with it are answered by gproxy.",
+            "/haproxy?stats", haproxy="stats uri"),
+    Setting("auth", Credentials(), "Users allowed in (basic authentication); empty: no authentication.", (),
+            haproxy="stats auth"),
+    Setting("realm", Str("realm", r'[^"\\\x00-\x1f\x7f]+', " (no quotes, backslashes or control characters)"),
+            "Realm the browser shows when it asks for a password.", "gproxy Statistics", haproxy="stats realm"),
+    Setting("refresh", Duration(), "Reload the page this often (a `Refresh` header); unset: never.",
+            haproxy="stats refresh"),
+    Setting("admin", Bool(), "Show the drain / maintenance / ready buttons; needs `auth`.", False,
+            haproxy="stats admin if TRUE"),
+    Setting("hide_version", Bool(), "Do not show gproxy's version on the page.", False,
+            haproxy="stats hide-version"),
+))
+
+PROMETHEUS = Section("prometheus", "prometheus", (
+    "Prometheus metrics in text format 0.0.4, named like HAProxy's exporter with a `gproxy_` prefix. "
+    "See docs/stats-page.md."), (
+    Setting("uri", URI_PATH, "Path of the metrics (exact match, a query string is ignored).", "/metrics",
+            haproxy="http-request use-service prometheus-exporter if { path <uri> }"),
+))
+
 TIMEOUT = Section("timeout", "timeout", (
     "Timeouts of a proxy, merged key by key with `[defaults]`. Unset optional ones "
     "derive from another, as in HAProxy."), (
@@ -278,10 +319,10 @@ PROXY = Section("proxy", "proxy settings", (
             haproxy="option http-keep-alive|http-server-close|httpclose", http_only=True),
     Setting("forwardfor", Table(FORWARDFOR, switch=True), "Add X-Forwarded-For.",
             haproxy="option forwardfor", http_only=True),
-    Setting("stats", FreeTable(), "The statistics page served by this frontend; its keys are documented with the runtime API.",
-            haproxy="stats", scope=FRONTEND),
-    Setting("prometheus", FreeTable(), "The Prometheus exporter served by this frontend; its keys are documented with the runtime API.",
-            haproxy="http-request use-service prometheus-exporter", scope=FRONTEND),
+    Setting("stats", Table(STATS_PAGE), "The statistics page served by this frontend.",
+            haproxy="stats", scope=FRONTEND, http_only=True),
+    Setting("prometheus", Table(PROMETHEUS), "The Prometheus exporter served by this frontend.",
+            haproxy="http-request use-service prometheus-exporter", scope=FRONTEND, http_only=True),
     Setting("balance", Choice(("roundrobin", "static-rr", "leastconn", "source", "first", "uri")),
             "Load-balancing algorithm (`uri` needs mode http).", "roundrobin", haproxy="balance", scope=BACKEND),
     Setting("balance_uri_whole", Bool(), 'With `balance = "uri"`: hash the query string too.', False,
@@ -311,4 +352,4 @@ TOP_LEVEL = ("global", "defaults") + PROXY_KINDS
 SIDES = {"listen": BOTH, "frontend": FRONTEND, "backend": BACKEND, "defaults": BOTH}
 
 ALL_SECTIONS = (GLOBAL, TUNE, LOG_TARGET, STATS_SOCKET, PROXY, TIMEOUT, COOKIE, HTTPCHK, FORWARDFOR,
-                SERVER, DEFAULT_SERVER)
+                SERVER, DEFAULT_SERVER, STATS_PAGE, PROMETHEUS)

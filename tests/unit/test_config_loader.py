@@ -131,7 +131,7 @@ def test_full_sample_takes_every_key() -> None:
     www = config.frontends["www"]
     assert www.bind == (Address("*", 8080), Address("", 8081), Address("::1", 8082))
     assert www.forwardfor is not None and www.forwardfor.if_none and www.forwardfor.header == "X-Client"
-    assert www.stats == {"uri": "/stats"} and www.prometheus == {"path": "/metrics"}
+    assert www.stats == {"uri": "/stats"} and www.prometheus == {"uri": "/metrics"}
     assert www.timeouts.eff_http_keep_alive == 200 and www.timeouts.tunnel == 3_600_000
     app = config.backends["app"]
     assert (app.balance, app.uri_whole, app.hash_type) == ("uri", True, "consistent")
