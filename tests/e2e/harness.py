@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -243,4 +244,7 @@ def spec_on_loopback(name: str = "esup-proxy.toml", fixed: dict[str, int] | None
         return f"127.0.0.1:{mapping[old]}"
 
     text = re.sub(r"192\.0\.2\.\d+:\d+", repl, text)
+    # The stats socket is an address too: each test gets its own.
+    socket_dir = tempfile.mkdtemp(prefix="gproxy-spec-")
+    text = text.replace('"/run/gproxy/admin.sock"', f'"{socket_dir}/admin.sock"')
     return text, mapping
