@@ -25,13 +25,16 @@ import argparse
 import logging
 import os
 import time
-from typing import Iterator, Mapping, NoReturn
+from typing import TYPE_CHECKING, Iterator, Mapping, NoReturn
 
 import nagiosplugin
 from nagiosplugin import CheckError, Critical, Metric, Ok, Unknown, Warn
 
 from checks import haproxy_csv, lbhealth, statesock
 from checks.haproxy_csv import Stats, StatsFormatError
+
+if TYPE_CHECKING:
+    from checks.rates import RatesOutcome
 from checks.plugin import (ALL, FindingContext, PlainContext, PluginArgumentParser, ReportSummary, Resource,
                            Threshold, ThresholdContext, add_common_arguments, inner_timeout,
                            percent_threshold_arg, run, threshold_arg)
@@ -272,14 +275,14 @@ class SessionsResource(Resource):
         yield from _missing(proxies, self.include, self)
         kept = set(haproxy_csv.select(proxies, self.include, self.exclude))
         for row in stats.rows:
-            limit = row.number("slim")
-            if row.proxy not in kept or not limit:
+            row_limit = row.number("slim")
+            if row.proxy not in kept or not row_limit:
                 continue
             if row.kind == "frontend":
-                yield self._usage(f"{row.proxy}_scur", f"frontend {row.proxy}", row.count("scur"), limit)
+                yield self._usage(f"{row.proxy}_scur", f"frontend {row.proxy}", row.count("scur"), row_limit)
             elif row.kind == "server":
                 yield self._usage(f"{row.proxy}/{row.name}_scur", f"server {row.proxy}/{row.name}",
-                                  row.count("scur"), limit)
+                                  row.count("scur"), row_limit)
         if not self.usage:
             yield self.finding("nothing", Unknown, "no session limit to compare with")
 
@@ -309,7 +312,7 @@ class RatesResource(Resource):
         self.include = include
         self.exclude = exclude
         self.state_file = state_file
-        self.outcome: "rates.RatesOutcome | None" = None
+        self.outcome: RatesOutcome | None = None
         self.lines: list[str] = []
 
     def path(self) -> str:

@@ -34,7 +34,7 @@ def fetch_csv(url: str, auth: str | None, timeout: float) -> str:
         request.add_header("Authorization", f"Basic {token}")
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (the admin's URL)
-            body = response.read(MAX_PAGE_BYTES + 1)
+            body: bytes = response.read(MAX_PAGE_BYTES + 1)
     except urllib.error.HTTPError as exc:
         hint = " (check -a user:password)" if exc.code == 401 else ""
         raise StatsPageError(f"stats page {target}: HTTP {exc.code} {exc.reason}{hint}") from None

@@ -113,7 +113,7 @@ class _History:
             exitcode = failure.get("exitcode", "")
             found = Failure(failure.get("node"), failure.get("task") or (parts[1] if len(parts) == 3 else "?"),
                             int(exitcode) if exitcode.lstrip("-").isdigit() else None,
-                            failure.get("exitreason") or failure.get("exitstatus", ""),
+                            failure.get("exitreason") or failure.get("exitstatus") or "",
                             parse_time(failure.get("last-rc-change")))
             previous = self.failures.get(rid)
             if previous is None or (found.at or 0) >= (previous.at or 0):
