@@ -458,6 +458,8 @@ class ServerHealth:
         if new_admin is AdminState.MAINT:
             self.health = 0
             new_op = self._next_op(_S.MAINT_ON)
+            if self.op_state is not OpState.STOPPED:
+                self.chkdown += 1  # HAProxy counts entering maintenance as a down transition
         elif old_admin is AdminState.MAINT:
             if self._checks_enabled:
                 self.health = self.rise  # come back UP, but check at once

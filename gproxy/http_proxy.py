@@ -43,7 +43,7 @@ from gproxy.protocol.http import (
     serialize_response_head,
 )
 from gproxy.dispatch import acquire
-from gproxy.runtime import IDEMPOTENT_METHODS, MAX_IDLE_PER_SERVER, ServerRuntime
+from gproxy.runtime import IDEMPOTENT_METHODS, MAX_IDLE_PER_SERVER, ErrorCapture, ServerRuntime
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
 MAX_TURNAROUND_MS = 1000  # HAProxy waits min(timeout connect, 1s) before retrying a server
@@ -78,6 +78,7 @@ class HttpSession:
         self.accept_wall = ctx.clock.wall()
         self.accept_mono = ctx.clock.mono()
         self.sent_anything = False
+        self.stream = None  # set by the process layer: `show sess`, `shutdown sessions`
 
     def _wants_xff(self) -> bool:
         ff = self.forwardfor
@@ -129,7 +130,11 @@ class HttpSession:
             route = self.fe.local_routes.match(head)
             if route is not None:
                 return route(self, head, rec, start_mono)
-        return self._forward(head, rec, start_mono)
+        try:
+            return self._forward(head, rec, start_mono)
+        finally:
+            if self.stream is not None:
+                self.stream.detach()
 
     # ---- reading the request head -----------------------------------------
     def _read_head(self, first: bool, rec: RequestRecord, start_mono: float) -> RequestHead | None:
@@ -142,6 +147,7 @@ class HttpSession:
         # come within http_request (the slowloris bound).
         idle_timeout = timeouts.eff_http_request if first else timeouts.eff_http_keep_alive
         deadline = None
+        chunks = []  # this head's bytes, kept only for `show errors`
         try:
             while True:
                 event = parser.next_event()
@@ -154,6 +160,7 @@ class HttpSession:
                     else:
                         client.settimeout(None)
                     data = client.recv(RECV_SIZE)
+                    chunks.append(data)
                     if data:
                         if not got_bytes:
                             got_bytes = True
@@ -170,6 +177,7 @@ class HttpSession:
                     return None
                 return None
         except ProtocolError as exc:
+            self._capture_error(self.fe, b"".join(chunks))
             self._reject(rec, exc.status, "PR--", start_mono, got_bytes=True)
             return None
         except (socket.timeout, gevent.Timeout) as exc:
@@ -187,6 +195,18 @@ class HttpSession:
         finally:
             if deadline is not None:
                 deadline.cancel()
+
+    def _capture_error(self, owner, data: bytes, server=None) -> None:
+        """Keep the offending bytes for `show errors` (the last error per proxy)."""
+        fe = self.fe
+        data = bytes(data[:self.ctx.tune.bufsize])
+        capture = ErrorCapture(
+            when=self.ctx.clock.wall(), source=f"{self.client_ip}:{self.client_port}",
+            data=data, error_at=_first_invalid_byte(data), frontend=fe.name, frontend_id=fe.cfg.id,
+            backend=self.be.name if server is not None else None,
+            backend_id=self.be.cfg.id if server is not None else -1,
+            server=server.name if server is not None else None, server_id=server.id if server is not None else -1)
+        self.ctx.process.capture_error(owner, capture)
 
     def _reject(self, rec: RequestRecord, status: int, term: str, start_mono: float, got_bytes: bool) -> None:
         """Answer an error on a request that never reached a server."""
@@ -329,6 +349,8 @@ class HttpSession:
                 self._fail_before_server(head, rec, start_mono, 503, term)
                 return False
             rec.server = server.name
+            if self.stream is not None:
+                self.stream.attach(server)
             # 2. a connection
             t_c = clock.mono()
             sock = None
@@ -455,6 +477,8 @@ class HttpSession:
                     if isinstance(exc, OSError) and not got_response_byte and (replayable or reused):
                         finalized = True
                         return "retry"
+                    if isinstance(exc, ProtocolError):
+                        self._capture_error(be, rparser.trailing_data, server)
                     server.counters.err_resp += 1
                     be.counters.err_resp += 1
                     finalized = True
@@ -713,6 +737,17 @@ class _BadRequestBody(Exception):
 
 class _ClientTimeout(Exception):
     pass
+
+
+_CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D} | {0x7F}
+
+
+def _first_invalid_byte(data: bytes) -> int:
+    """Where `show errors` points: the first control byte, else the start."""
+    for index, byte in enumerate(data):
+        if byte in _CONTROL:
+            return index
+    return 0
 
 
 def _has_private_cache(response: ResponseHead) -> bool:

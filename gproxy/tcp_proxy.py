@@ -20,6 +20,7 @@ class TcpSession:
         self.client = client
         self.address = address
         self.log = log
+        self.stream = None  # set by the process layer: `show sess`, `shutdown sessions`
 
     def run(self) -> None:
         ctx = self.ctx
@@ -78,6 +79,9 @@ class TcpSession:
                 continue
             rec.t_connect = int((clock.mono() - t_c) * 1000)
         rec.retries, rec.redispatched = retries, redispatched
+        stream = getattr(self, "stream", None)
+        if stream is not None:
+            stream.attach(server)
         try:
             # Tunnel inactivity: the client and server timeouts, as in HAProxy's TCP mode.
             timeout = max(fe.cfg.timeouts.client, cfg.timeouts.server) / 1000.0
@@ -85,6 +89,8 @@ class TcpSession:
                 timeout = cfg.timeouts.tunnel / 1000.0
             result = relay(self.client, sock, timeout)
         finally:
+            if stream is not None:
+                stream.detach()
             close_quietly(sock)
             be.release(server)
         rec.bytes_in = result.up

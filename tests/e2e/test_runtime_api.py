@@ -125,8 +125,6 @@ def test_an_established_slow_request_finishes_in_maint(cluster):
     assert status == 200 and headers["x-backend"] == ["b"]
 
 
-@pytest.mark.xfail(reason="needs the HTTP layer to attach its Stream to the server (Stream.attach/detach); "
-                          "lead wiring", strict=False)
 def test_shutdown_sessions_closes_what_remains(cluster):
     port, admin = cluster["port"], cluster["admin"]
     outcome: list = []

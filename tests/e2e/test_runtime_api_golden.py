@@ -36,13 +36,8 @@ OVERRIDES = {
     "bad: show servers state be_static extra": "servers_state",
 }
 # Known differences, each with its reason (reported to the lead).
-KNOWN_GAPS = {
-    "show stat in maint: app/web1.chkdown": "gproxy.health does not count UP -> MAINT as a DOWN transition; "
-                                            "HAProxy does",
-    "show stat maxconn: app/web1.chkdown": "same counter, after the server left maintenance",
-}
-# `show errors` needs the HTTP layer to record invalid requests (see test_show_errors below).
-DEFERRED = {"show errors"}
+KNOWN_GAPS: dict[str, str] = {}
+DEFERRED: set[str] = set()
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +100,6 @@ def test_daemon_still_healthy_after_the_transcript(golden_run):
     assert "Traceback" not in proxy.stderr()
 
 
-@pytest.mark.xfail(reason="needs the HTTP layer to record invalid requests (ProcessState.capture_error); "
-                          "lead wiring", strict=False)
 def test_show_errors(golden_run):
     steps, results, _ = golden_run
     for golden, ours in _answered(steps, results):

@@ -215,7 +215,7 @@ def test_maint_pauses_checks_and_leaving_it_checks_at_once():
     assert h.op_state is OpState.STOPPED and h.health == 0 and int(h.admin) == 1
     assert h.checks_paused and h.check_state == 14 and h.check_status_field() == ""
     assert not h.usable_for_persistent
-    assert h.chkdown == 0  # maintenance is not a check failure
+    assert h.chkdown == 1  # HAProxy counts UP -> MAINT as a down transition (golden capture)
     with pytest.raises(IllegalTransition):
         h.process_event(StartCheck(), 2.0)
     # a check that was in flight when maintenance began is dropped
