@@ -61,7 +61,8 @@ class Node:
         self.name = name
         self.bus = bus or ev.EventBus()
         self._rejected_seen: dict[str, int] = {}
-        self.log = log or (lambda message: print(f"heartbeat[{name}]: {message}", file=sys.stderr, flush=True))
+        self.log = log or (lambda message: print(f"{_stamp()} heartbeat[{name}]: {message}", file=sys.stderr,
+                                                 flush=True))
         state_dir = os.path.join(config.state_dir, name) if config.state_dir else "."
         self.state_dir = state_dir
         self.generation = _next_generation(state_dir, name)
@@ -83,6 +84,7 @@ class Node:
         self.status_server: StreamServer | None = None
         self._stop = gevent.event.Event()
         self._greenlets: list[gevent.Greenlet] = []
+        self.notifier = None  # the SNMP notifier, when [snmp] is configured (started in start())
 
     # ---- plumbing -------------------------------------------------------------
     @staticmethod
@@ -284,6 +286,10 @@ class Node:
 
     # ---- lifecycle ------------------------------------------------------------
     def start(self) -> None:
+        if self.config.snmp is not None and self.notifier is None:
+            # Imported only when configured (pysnmp is slow to import); it runs threads of its own.
+            from checks.snmp.notifier import attach
+            self.notifier = attach(self.bus, self.config.snmp, source="heartbeat", node=self.name, log=self.log)
         statuses = self.lrm.probe_all()
         self.controller.set_local_status(statuses.values())
         for status in statuses.values():
@@ -305,6 +311,9 @@ class Node:
             for res in reversed(self.config.resources):
                 if self._state_of(res.id) in (ResourceState.STARTED, ResourceState.FAILED):
                     self.lrm.execute("stop", res.id)
+        if self.notifier is not None:
+            self.notifier.close()  # lets queued traps leave (bounded wait)
+            self.notifier = None
         self._stop.set()
         self.lrm.stop_monitors()
         self.transport.stop()
@@ -314,6 +323,12 @@ class Node:
                 os.unlink(self.config.status_socket)
             except OSError:
                 pass
+
+
+def _stamp() -> str:
+    import time
+    now = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
 
 
 def _describe(event) -> str:
