@@ -33,6 +33,7 @@ from gproxy.logsink import LogSink
 from gproxy.netio import close_quietly
 from gproxy.runtime import BackendRuntime, FrontendRuntime, ProcessState, Stream
 from gproxy.runtime_api.server import StatsSocketServer, process_facts
+from gproxy.stats_page.routes import LocalRoutes
 from gproxy.tcp_proxy import TcpSession
 
 GRACEFUL_STOP_TIMEOUT = 30.0  # seconds a soft stop waits for connections
@@ -56,6 +57,8 @@ class Gproxy:
             self.frontends[name] = FrontendRuntime(cfg, backend)
             if backend is not None:
                 backend.frontend_maxconn += cfg.maxconn
+        for fe in self.frontends.values():  # the stats page and metrics some frontends serve
+            fe.local_routes = LocalRoutes.for_frontend(fe.cfg, self, self.clock.wall, self.process_facts)
         self._sinks: dict[tuple[LogTarget, ...], LogSink] = {}
         self.global_sink = self._sink(g.log)
         self.foreground = foreground
@@ -65,6 +68,7 @@ class Gproxy:
         self._stopped = Event()
         self.stats_sockets: list[StatsSocketServer] = []
         self._stream_ids = itertools.count(1)
+        self.notifier = None  # the SNMP notifier, when [snmp] is configured (started in start())
         self.bus.subscribe(ServerStateChanged, self._on_server_change)
         self.bus.subscribe(BackendStateChanged, self._on_backend_change)
 
@@ -125,6 +129,7 @@ class Gproxy:
                              tasks=checkers + len(self.process.streams))
 
     def start(self) -> None:
+        self._start_notifier()
         if not self.listening:
             self.bind()
         for fe, sock in self.listening:
@@ -138,6 +143,15 @@ class Gproxy:
         for stats in self.stats_sockets:
             stats.start()
         self._start_checks()
+
+    def _start_notifier(self) -> None:
+        """SNMP traps and notify command. Started here, after a daemon's fork, since it
+        runs a thread; imported only when configured (pysnmp is slow to import)."""
+        if self.config.snmp is None or self.notifier is not None:
+            return
+        from checks.snmp.notifier import attach
+        self.notifier = attach(self.bus, self.config.snmp, source="gproxy", node=self.config.global_.node,
+                               log=lambda message: self._message("", message, "notice"))
 
     def _start_checks(self) -> None:
         for backend in self.backends.values():
@@ -214,6 +228,9 @@ class Gproxy:
             server.stop(timeout=timeout if graceful else 0)
         for stats in self.stats_sockets:
             stats.stop()
+        if self.notifier is not None:
+            self.notifier.close()  # lets queued traps leave (bounded wait), before the sinks close
+            self.notifier = None
         for sink in self._sinks.values():
             sink.flush()
             sink.close()

@@ -136,7 +136,7 @@ class SnmpTable(ValueType):
     only checked to be a table there; `parse_snmp` then checks each key."""
 
     def describe(self) -> str:
-        return "table (see docs/snmp.md)"
+        return "table"
 
     def parse(self, value: object) -> dict[str, Any]:
         if not isinstance(value, dict):

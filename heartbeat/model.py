@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
+from gsuite.snmp_config import SnmpConfig
+
 INFINITY = 1_000_000
 MINUS_INFINITY = -INFINITY
 
@@ -145,6 +147,7 @@ class ClusterConfig:
     status_socket: str = "/run/heartbeat/status.sock"
     state_dir: str = "/var/lib/heartbeat"  # where the CIB is persisted
     source: str | None = None
+    snmp: SnmpConfig | None = None  # the [snmp] table: traps and notify command (docs/snmp.md)
 
     def node(self, name: str) -> NodeConfig | None:
         for node in self.nodes:

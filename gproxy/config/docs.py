@@ -79,6 +79,7 @@ inter = "5s"
 | `[frontend.NAME]` | accepts client connections on `bind` addresses and sends requests to `default_backend` |
 | `[backend.NAME]` | a set of servers, with `[[backend.NAME.server]]` tables, a balance algorithm, persistence and checks |
 | `[listen.NAME]` | a frontend and a backend of the same name in one section, like HAProxy's `listen` |
+| `[snmp]` | SNMP traps and a notify command on state changes, the same table as heartbeat's ([SNMP traps](snmp.md)) |
 
 ## Values
 

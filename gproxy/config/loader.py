@@ -56,6 +56,7 @@ from gproxy.config.schema import (
 )
 from gproxy.config.types import Table, TableList, ValueType, kind_of, show
 from gproxy.errors import ConfigError
+from gsuite.snmp_config import SnmpConfig, parse_snmp
 
 # HAProxy numbers its internal GLOBAL proxy 1, so user proxies start at 2
 # (the iid column of `show stat`).
@@ -187,6 +188,7 @@ class _Loader:
             if key not in TOP_LEVEL:
                 self.problem(key, "unknown section" + _did_you_mean(key, TOP_LEVEL))
         global_ = self.build_global(self.table(data.get("global", {}), GLOBAL, "global") or {})
+        snmp = self.snmp(data["snmp"]) if "snmp" in data else None
         defaults = self.table(data.get("defaults", {}), PROXY, "defaults", kind="defaults") or {}
         self.check_proxy_values(defaults, "defaults", "defaults")
         proxies = self.read_proxies(data)
@@ -208,6 +210,7 @@ class _Loader:
             backends=backends,
             proxy_order=tuple(p.name for p in proxies),
             source=self.source,
+            snmp=snmp,
         )
 
     def read_proxies(self, data: dict[str, Any]) -> list[_Proxy]:
@@ -389,6 +392,13 @@ class _Loader:
                 self.problem(f"{proxy.path}.{key}", 'needs mode = "http" (this proxy is in tcp mode)')
 
     # --- building the value objects ---------------------------------------------
+
+    def snmp(self, raw: object) -> SnmpConfig | None:
+        """[snmp]: checked by gsuite.snmp_config, which heartbeat's loader shares."""
+        config, problems = parse_snmp(raw, "snmp")
+        for path, reason in problems:
+            self.problem(path, reason)
+        return config
 
     def build_global(self, values: dict[str, Any]) -> GlobalConfig:
         settings = _with_defaults(GLOBAL, values)

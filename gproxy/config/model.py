@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network
 from typing import Literal
 
+from gsuite.snmp_config import SnmpConfig
+
 Mode = Literal["http", "tcp"]
 ConnectionMode = Literal["keep-alive", "server-close", "close"]
 Balance = Literal["roundrobin", "static-rr", "leastconn", "source", "first", "uri"]
@@ -247,3 +249,4 @@ class Config:
     backends: dict[str, BackendConfig]
     proxy_order: tuple[str, ...]
     source: str | None = None  # the file it came from
+    snmp: SnmpConfig | None = None  # the top-level [snmp] table: traps and notify command (docs/snmp.md)

@@ -348,7 +348,7 @@ PROXY = Section("proxy", "proxy settings", (
 
 # Top level of a file: the proxy kinds in the order the docs present them.
 PROXY_KINDS = ("listen", "frontend", "backend")
-TOP_LEVEL = ("global", "defaults") + PROXY_KINDS
+TOP_LEVEL = ("global", "defaults", "snmp") + PROXY_KINDS  # [snmp]: gsuite.snmp_config checks it
 SIDES = {"listen": BOTH, "frontend": FRONTEND, "backend": BACKEND, "defaults": BOTH}
 
 ALL_SECTIONS = (GLOBAL, TUNE, LOG_TARGET, STATS_SOCKET, PROXY, TIMEOUT, COOKIE, HTTPCHK, FORWARDFOR,

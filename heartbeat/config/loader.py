@@ -26,6 +26,7 @@ from typing import Any
 
 from gsuite.config_types import did_you_mean, show
 from gsuite.durations import format_duration
+from gsuite.snmp_config import SnmpConfig, parse_snmp
 from heartbeat.config.schema import (
     CLUSTER,
     DEFAULT_OP_TIMEOUT,
@@ -171,10 +172,18 @@ class _Loader:
         groups = self.build_groups(doc.get("group") or [])
         self.check_id_namespace(data)
         constraints = self.build_constraints(doc.get("constraint") or [])
+        snmp = self.build_snmp(doc["snmp"]) if "snmp" in doc else None
         if self.walker.problems:
             raise ConfigError(sorted(self.walker.problems, key=_file_order))
         return ClusterConfig(nodes=tuple(nodes), resources=tuple(resources), groups=tuple(groups),
-                             constraints=tuple(constraints), source=self.source, **cluster)
+                             constraints=tuple(constraints), source=self.source, snmp=snmp, **cluster)
+
+    def build_snmp(self, raw: dict[str, Any]) -> SnmpConfig | None:
+        """[snmp]: checked by gsuite.snmp_config, which gproxy's loader shares."""
+        config, problems = parse_snmp(raw, "snmp")
+        for path, reason in problems:
+            self.problem(path, reason)
+        return config
 
     # --- [cluster] ---------------------------------------------------------------
 

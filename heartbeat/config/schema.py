@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gsuite.config_types import Bool, Choice, Duration, Int, Str, ValueType
+from gsuite.snmp_config import SnmpTable
 from heartbeat.config.types import (
     PARAM_NAME_PATTERN,
     AgentType,
@@ -254,6 +255,8 @@ TOP_LEVEL = Section("file", "the file", "a cluster file", "The tables of a clust
     Setting("group", TableList(GROUP), "Groups of resources.", (), pacemaker="group"),
     Setting("constraint", TaggedTableList("kind", CONSTRAINT_SECTIONS), "Placement and order constraints.",
             (), pacemaker="constraints"),
+    Setting("snmp", SnmpTable(), "SNMP traps and a notify command on cluster events: the same table "
+            "as gproxy's `[snmp]`, described in [SNMP traps](snmp.md).", pacemaker="alerts"),
 ))
 
 ALL_SECTIONS = (TOP_LEVEL, CLUSTER, NODE, RESOURCE, MONITOR, START, STOP, GROUP, LOCATION, COLOCATION, ORDER)

@@ -73,7 +73,7 @@ def test_every_key_is_a_model_field_with_the_same_default(section: Section, cls:
 
 def test_every_cluster_field_has_a_key() -> None:
     keys = {RENAMED.get(k, k) for k in CLUSTER.keys()}
-    fields = set(model_fields(model.ClusterConfig)) - {"source", "nodes", "resources", "groups", "constraints"}
+    fields = set(model_fields(model.ClusterConfig)) - {"source", "nodes", "resources", "groups", "constraints", "snmp"}
     assert fields == keys
 
 
@@ -101,7 +101,7 @@ def test_keys_are_unique_and_documented() -> None:
 
 
 def test_top_level_tables() -> None:
-    assert TOP_LEVEL.keys() == ["cluster", "node", "resource", "group", "constraint"]
+    assert TOP_LEVEL.keys() == ["cluster", "node", "resource", "group", "constraint", "snmp"]
 
 
 # --- heartbeat's value types ---------------------------------------------------------------
