@@ -385,6 +385,16 @@ def stunnel_conf(tmp_path, start_backend):
         pidfile.unlink(missing_ok=True)
 
 
+def wait_stunnel(port: int, pidfile: Path) -> None:
+    """Debian's init script returns once stunnel has forked, before its daemon
+    listens and writes its pid file (a classic LSB shortcoming): wait for both."""
+    wait_port(port)
+    deadline = time.monotonic() + WAIT
+    while not pidfile.exists() and time.monotonic() < deadline:
+        gevent.sleep(0.02)
+    assert pidfile.exists(), f"stunnel wrote no {pidfile}"
+
+
 def https_get(port: int) -> bytes:
     context = ssl.create_default_context()
     context.check_hostname = False
@@ -409,7 +419,7 @@ def test_lsb_stunnel4_through_run_action(stunnel_conf):
 
     assert act("probe") == OcfRc.NOT_RUNNING  # status 1 ("no pid file") maps to 7
     assert act("start") == OcfRc.SUCCESS
-    wait_port(port)
+    wait_stunnel(port, pidfile)
     response = https_get(port)
     assert response.startswith(b"HTTP/1.1 200") and b"hello from tls-backend" in response
     assert act("monitor") == OcfRc.SUCCESS
@@ -424,6 +434,7 @@ def test_lsb_stunnel4_crash_is_seen_as_not_running(stunnel_conf):
     port, pidfile = stunnel_conf
     res = ResourceConfig(id="tls", agent=AgentSpec("lsb", None, "stunnel4"))
     assert run_action(res, "start", 20000).rc == OcfRc.SUCCESS
+    wait_stunnel(port, pidfile)
     pid = int(pidfile.read_text())
     os.kill(pid, signal.SIGKILL)
     # The init script's pidofproc uses kill -0, which a zombie passes: wait

@@ -183,6 +183,26 @@ def test_gproxy_monitor_follows_the_pid_file(tmp_path, fake_gproxy):
     assert stale.returncode == 7 and "stale pid file" in stale.stderr
 
 
+def test_gproxy_agent_finds_its_gproxy_when_the_pid_file_is_lost(tmp_path):
+    config = tmp_path / "g.toml"
+    config.write_text(GOOD_CONFIG)
+    pidfile = tmp_path / "lost.pid"  # never written: as if someone removed it
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)",
+                             "run", str(config), "--foreground", "--pidfile", str(pidfile)])
+    try:
+        params = {"config": str(config), "pidfile": str(pidfile)}
+        assert agent(GPROXY_AGENT, "monitor", **params).returncode == 0
+        # Another instance's pid file does not match it.
+        assert agent(GPROXY_AGENT, "monitor", config=str(config),
+                     pidfile=str(tmp_path / "other.pid")).returncode == 7
+        assert agent(GPROXY_AGENT, "stop", **params).returncode == 0
+        assert proc.wait(10) == -15  # SIGTERM
+        assert agent(GPROXY_AGENT, "monitor", **params).returncode == 7
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 @pytest.mark.parametrize("answer, rc", [
     (b"Name: gproxy\nVersion: 0.1.0\nPid: 1234\n\n", 0),
     (b"Unknown command.\n\n", 1),
