@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from checks.haproxy_csv import DOWN, OTHER, Backend, StatRow
+from checks.haproxy_csv import DOWN, Backend, StatRow
 
 PASSED_CHECKS = frozenset({"L4OK", "L6OK", "L7OK", "L7OKC", "PROCOK"})  # HAProxy's check_status codes of success
 MAX_NAMES_IN_STATUS_LINE = 2  # the status line (best under 80 columns) names a few servers; long output all
@@ -168,8 +168,3 @@ def summary_text(health: BackendHealth) -> str:
     parts.append(f"sessions {health.sessions}" + (f"/{limit}" if limit else ""))
     parts.append(f"queue {health.queue}")
     return ", ".join(parts)
-
-
-def unknown_statuses(health: BackendHealth) -> tuple[StatRow, ...]:
-    """Servers whose status this plugin does not understand (reported, counted as down)."""
-    return tuple(row for row in health.active + health.backups if row.status.kind == OTHER)

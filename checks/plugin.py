@@ -1,17 +1,18 @@
 """What the suite's plugins share: guideline-conforming argument parsing,
-range arguments, the contexts that turn metrics into results, the summary
-that writes the status line and the long output, and `run()`.
+thresholds, the contexts that turn metrics into results, the summary that
+writes the status line and the long output, and `run()`.
 
 The model is nagiosplugin's: a `Resource.probe()` (the only I/O) yields
-`Metric`s; contexts evaluate them against `-w`/`-c` ranges; a `Summary`
-writes the text. Two context kinds are added here:
+`Metric`s; contexts evaluate them; a `Summary` writes the text. Added here:
 
-* `ThresholdContext`: a Nagios range check whose result text comes from the
-  resource (so the status line says "no active server up, backup X serving"
-  rather than "outside range 1:"), with a default range that may depend on
-  the metric's maximum (`ALL`: every one of `max` must be there).
-* `FindingContext`: a qualitative verdict computed by the resource (a node
-  is offline, a resource is stopped): the metric's value is the state code.
+* `Threshold`: a Nagios range (`10`, `10:`, `~:10`, `10:20`, `@10:20`), on
+  the value or on its percentage of the metric's maximum, or `ALL` ("every
+  one of `max`", the default for "servers up" and "nodes up").
+* `ThresholdContext`: critical, then warning; the result's text comes from
+  the resource ("no active server up, backup X serving" rather than
+  "outside range 1:"), which may also overrule the range (`adjust`).
+* `FindingContext`: a qualitative verdict the resource reached (a node is
+  offline, a resource is stopped): the metric's value is the state code.
 """
 
 from __future__ import annotations
