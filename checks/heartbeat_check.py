@@ -196,7 +196,8 @@ def make_parser() -> PluginArgumentParser:
     parser.add_argument("--pacemaker", action="store_true", help="read the cluster from crm_mon --output-as=xml")
     parser.add_argument("--crm-mon", default=DEFAULT_CRM_MON, metavar="PATH",
                         help=f"crm_mon to run with --pacemaker (default {DEFAULT_CRM_MON})")
-    parser.add_argument("--crm-mon-file", metavar="FILE", help="read a saved crm_mon XML document (implies --pacemaker)")
+    parser.add_argument("--crm-mon-file", metavar="FILE",
+                        help="read a saved crm_mon XML document (implies --pacemaker)")
     parser.add_argument("--preferred-node", metavar="NODE",
                         help="resources: where the resources belong, for --pacemaker (crm_mon does not show it)")
     parser.add_argument("-w", "--warning", type=threshold_arg, metavar="RANGE",
