@@ -8,7 +8,7 @@
 # Idempotent: packages already present are not touched, and apt-get update
 # runs only when something is missing. Needs root (CI runs as root).
 set -euo pipefail
-PACKAGES=(haproxy nginx-light wrk socat iproute2 curl resource-agents stunnel4 nagios4 snmptrapd snmp smitools snmptt chromium)
+PACKAGES=(haproxy nginx-light wrk socat iproute2 curl resource-agents libxml2-utils procps stunnel4 nagios4 snmptrapd snmp smitools snmptt chromium)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
