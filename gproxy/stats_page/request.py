@@ -83,19 +83,24 @@ def authorized(settings: StatsSettings, authorization: bytes | None) -> bool:
 
 def dechunk(raw: bytes) -> bytes:
     """The payload of a chunked body, as the parser relayed it (already
-    validated there: sizes, CRLFs, last chunk, trailers)."""
+    validated there: sizes, line ends, last chunk, trailers). Line ends are
+    CRLF or, as the parser also accepts, a bare LF."""
     out = []
     pos = 0
     while True:
-        line_end = raw.find(b"\r\n", pos)
+        line_end = raw.find(b"\n", pos)
         if line_end < 0:
             return b"".join(out)
         size = int(raw[pos:line_end].split(b";", 1)[0].strip() or b"0", 16)
         if size == 0:
             return b"".join(out)
-        start = line_end + 2
+        start = line_end + 1
         out.append(raw[start:start + size])
-        pos = start + size + 2
+        pos = start + size
+        if raw[pos:pos + 1] == b"\r":
+            pos += 1
+        if raw[pos:pos + 1] == b"\n":
+            pos += 1
 
 
 def parse_form(body: bytes) -> list[tuple[str, str]]:

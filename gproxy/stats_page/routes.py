@@ -79,6 +79,7 @@ class LocalRoutes:
 
     def serve_stats(self, session, head: RequestHead, rec: RequestRecord, start_mono: float) -> bool:
         assert self.stats is not None
+        rec.server = STATS_SERVER
         try:
             body = read_body(session, head, MAX_BODY_BYTES)
         except _BodyError as exc:
@@ -94,6 +95,7 @@ class LocalRoutes:
 
     def serve_metrics(self, session, head: RequestHead, rec: RequestRecord, start_mono: float) -> bool:
         assert self.metrics is not None
+        rec.server = STATS_SERVER
         try:
             read_body(session, head, MAX_BODY_BYTES)  # a GET with a body: skip it to keep the stream in sync
         except _BodyError as exc:
@@ -178,7 +180,6 @@ def send_reply(session, head: RequestHead, rec: RequestRecord, start_mono: float
     data = serialize_response_head(b"HTTP/1.1", reply.status, reply.reason.encode(), headers)
     if head.method != b"HEAD":
         data += reply.body
-    rec.server = STATS_SERVER
     rec.status = reply.status
     rec.termination = LOCAL_TERMINATION
     try:
