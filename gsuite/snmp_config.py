@@ -49,7 +49,7 @@ class TrapTarget:
     host: str
     port: int = DEFAULT_TRAP_PORT
     version: str = "v2c"
-    community: str = "public"
+    community: str = field(default="public", repr=False)
     user: str = ""
     auth_protocol: str | None = None
     auth_key: str | None = field(default=None, repr=False)
