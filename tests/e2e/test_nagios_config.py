@@ -243,11 +243,12 @@ def read_status(path: Path) -> dict[str, dict[str, str]]:
 
 
 class Nagios:
-    def __init__(self, workdir: Path, socket: str):
+    def __init__(self, workdir: Path, socket: str, objects: str | None = None):
+        """`objects`: the object definitions to monitor (default: a gproxy backend on `socket`)."""
         self.workdir = workdir
         (workdir / "checkresults").mkdir()
         (workdir / "resource.cfg").write_text(f"$USER1$={BIN}\n")
-        (workdir / "objects.cfg").write_text(OBJECTS_CFG.format(
+        (workdir / "objects.cfg").write_text(objects if objects is not None else OBJECTS_CFG.format(
             socket=socket, interval=CHECK_INTERVAL, crm_mon=DATA / "crm_mon-2.1-ok.xml"))
         (workdir / "nagios.cfg").write_text(MAIN_CFG.format(d=workdir, nagios=NAGIOS_DIR))
         verify = subprocess.run([NAGIOS4, "-v", str(workdir / "nagios.cfg")], capture_output=True, text=True,
