@@ -201,3 +201,10 @@ def test_label_values_are_escaped_and_parse_back() -> None:
     parsed = parse(text)
     assert parsed["gproxy_test"].samples[0].labels == {"proxy": 'x"y\\z\nw'}
     assert family("gproxy_empty", "gauge", "Help.", []) == []
+
+
+def test_every_family_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "stats-page.md").read_text()
+    for metrics in (PROCESS_METRICS, FRONTEND_METRICS, BACKEND_METRICS, SERVER_METRICS):
+        for metric in metrics:
+            assert f"{metric.name}," in doc or f"{metric.name}." in doc, metric.name

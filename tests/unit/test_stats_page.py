@@ -351,3 +351,10 @@ def test_metrics_answer(state) -> None:
                           facts).body
     assert b"gproxy_frontend_status" in both and b"gproxy_backend_status" in both and b"gproxy_server_" not in both
     assert answer_metrics(state, PrometheusSettings(), "POST", "/metrics", START, facts).status == 405
+
+
+def test_every_admin_action_is_documented() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "stats-page.md").read_text()
+    for action, (label, words) in ADMIN_ACTIONS.items():
+        command = " ".join("B/S" if word == "{}" else word for word in words)
+        assert f"| `{action}` | {label} | `{command}` |" in doc, action
