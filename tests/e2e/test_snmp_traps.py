@@ -1,0 +1,502 @@
+"""SNMP traps received by Debian's snmptrapd, for real events of a real gproxy and a real two-node
+heartbeat cluster on loopback.
+
+snmptrapd listens on a loopback port with GPROXY-SUITE-MIB loaded (the log shows symbolic names),
+accepts v2c community "public" and the v3 user "nms" (SHA + AES, authPriv only) bound to each
+sender's engine ID. Every daemon sends each trap twice, once per version, and both copies must
+arrive, with the same values, within 1 s of the event (the trap's own gproxySuiteEventTime, to the
+tenth of a second, against the moment the line appears in snmptrapd's log).
+
+Events are caused, never faked: backends are killed and restarted, servers drained through the
+stats socket, a Dummy resource's state file deleted, a node frozen (SIGSTOP) past warntime,
+then killed, a forged heartbeat packet sent, a group moved by `heartbeat move`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from harness import REPO, BackendProcess, GproxyProcess, free_port, wait_port
+from gsuite.snmp_config import DEFAULT_ENTERPRISE_OID, default_engine_id
+
+SNMPTRAPD = shutil.which("snmptrapd") or "/usr/sbin/snmptrapd"
+BASE_MIBS = Path(os.environ.get("GPROXY_MIB_CACHE", REPO / ".cache" / "mibs"))
+MIB_DIR = REPO / "nagios"
+DUMMY = Path("/usr/lib/ocf/resource.d/heartbeat/Dummy")
+USER, AUTH_KEY, PRIV_KEY = "nms", "gproxy-auth-key", "gproxy-priv-key"
+LATENCY_BOUND = 1.0  # seconds from the event to the trap in snmptrapd's log (the issue's bound)
+DECISECOND = 0.1  # DateAndTime's resolution: an event time is up to this much earlier than the event
+WAIT = 20.0  # how long a test waits for an expected trap before failing
+QUIET = 1.5  # how long a test watches for a trap that must not come
+VERSIONS = ("v2c", "v3")
+
+
+def udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass(frozen=True)
+class ReceivedTrap:
+    arrived: float  # epoch seconds when its line appeared in the log
+    version: str  # v2c or v3
+    name: str  # the notification's descriptor (symbolic: the MIB is loaded)
+    values: dict[str, str]  # object descriptor -> value as snmptrapd prints it
+
+    @property
+    def event_time(self) -> float:
+        """gproxySuiteEventTime, e.g. 2026-11-24,16:30:5.3,+0:0 (always UTC)."""
+        match = re.fullmatch(r"(\d+)-(\d+)-(\d+),(\d+):(\d+):(\d+)\.(\d),\+0:0", self.values["gproxySuiteEventTime"])
+        assert match, self.values["gproxySuiteEventTime"]
+        y, mo, d, h, mi, s, ds = (int(g) for g in match.groups())
+        return datetime(y, mo, d, h, mi, s, ds * 100_000, tzinfo=timezone.utc).timestamp()
+
+    @property
+    def latency(self) -> float:
+        return self.arrived - self.event_time
+
+
+_VARBIND_RE = re.compile(r"^(?:[\w-]+::)?(\w+?)(?:\.0)? = (?:([\w-]+): ?)?(.*)$")
+
+
+def parse_line(line: str, arrived: float) -> ReceivedTrap | None:
+    """One `format2 %V\\t%B\\t%P\\t%v` line: source, security, var-binds."""
+    parts = line.split("\t")
+    if len(parts) < 4 or "TRAP2" not in parts[1]:
+        return None
+    if "SNMP v2c, community public" in parts[1]:
+        version = "v2c"
+    elif f"SNMP v3, user {USER}" in parts[1]:
+        version = "v3"
+    else:
+        return None
+    values = {}
+    for varbind in parts[2:]:
+        match = _VARBIND_RE.match(varbind)
+        if match:
+            values[match.group(1)] = match.group(3)
+    name = values.get("snmpTrapOID", "").split("::")[-1]
+    return ReceivedTrap(arrived, version, name, values)
+
+
+class Snmptrapd:
+    """Debian's snmptrapd on a loopback port, logging to a file that a thread tails."""
+
+    def __init__(self, workdir: Path, engine_ids: list[str]):
+        if not Path(SNMPTRAPD).exists():
+            pytest.fail("snmptrapd is missing: run scripts/install-debian-deps.sh (make test does)")
+        if not (BASE_MIBS / "SNMPv2-SMI.mib").exists():
+            pytest.fail(f"no base MIBs in {BASE_MIBS}: run scripts/fetch-base-mibs.sh (make test does)")
+        self.port = udp_port()
+        self.log = workdir / "traps.log"
+        conf = workdir / "snmptrapd.conf"
+        users = "".join(f"createUser -e {eid} {USER} SHA {AUTH_KEY} AES {PRIV_KEY}\n" for eid in engine_ids)
+        conf.write_text(
+            "# comments on their own lines only\n"
+            "authCommunity log public\n"
+            f"{users}"
+            f"authUser log {USER} priv\n"
+            "format2 %V\\t%B\\t%P\\t%v\\n\n")
+        self.proc = subprocess.Popen(
+            [SNMPTRAPD, "-f", "-C", "-c", str(conf), "-M", f"{BASE_MIBS}:{MIB_DIR}", "-m", "ALL",
+             "-Lf", str(self.log), "-n", f"udp:127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir / "persist")))
+        self.received: list[ReceivedTrap] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        deadline = time.monotonic() + WAIT
+        while not (self.log.exists() and "NET-SNMP version" in self.log.read_text(errors="replace")):
+            assert self.proc.poll() is None, "snmptrapd exited at start"
+            assert time.monotonic() < deadline, "snmptrapd did not start"
+            time.sleep(0.02)
+        self._thread = threading.Thread(target=self._tail, daemon=True)
+        self._thread.start()
+
+    @property
+    def target(self) -> str:
+        return f"udp://127.0.0.1:{self.port}"
+
+    def _tail(self) -> None:
+        with open(self.log, encoding="utf-8", errors="replace") as handle:
+            pending = ""
+            while not self._stop.is_set():
+                chunk = handle.read()
+                if not chunk:
+                    time.sleep(0.005)
+                    continue
+                now = time.time()
+                pending += chunk
+                *lines, pending = pending.split("\n")
+                for line in lines:
+                    trap = parse_line(line, now)
+                    if trap is not None:
+                        with self._lock:
+                            self.received.append(trap)
+
+    def traps(self, name: str | None = None, since: float = 0.0) -> list[ReceivedTrap]:
+        with self._lock:
+            return [t for t in self.received if (name is None or t.name == name) and t.arrived >= since]
+
+    def wait(self, name: str, since: float, where=lambda t: True, timeout: float = WAIT) -> dict[str, ReceivedTrap]:
+        """The first `name` trap of each version that arrived after `since` and matches `where`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found: dict[str, ReceivedTrap] = {}
+            for trap in self.traps(name, since):
+                if trap.version not in found and where(trap):
+                    found[trap.version] = trap
+            if len(found) == len(VERSIONS):
+                return found
+            if time.monotonic() > deadline:
+                seen = [(t.version, t.name, t.values.get("gproxySuiteMessage")) for t in self.traps(since=since)]
+                raise AssertionError(f"no {name} in both versions within {timeout:g}s; got {seen}")
+            time.sleep(0.01)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def snmp_table(receiver: Snmptrapd) -> dict:
+    return {"traps": [
+        {"target": receiver.target, "version": "v2c", "community": "public"},
+        {"target": receiver.target, "version": "v3", "user": USER, "auth_protocol": "SHA", "auth_key": AUTH_KEY,
+         "priv_protocol": "AES", "priv_key": PRIV_KEY},
+    ]}
+
+
+def check_pair(pair: dict[str, ReceivedTrap], trigger: float, **expected: str) -> ReceivedTrap:
+    """Both versions carry the same values, the expected ones, and arrived within the bound."""
+    v2c, v3 = pair["v2c"], pair["v3"]
+    assert v2c.values.keys() == v3.values.keys()
+    for key in v2c.values:
+        if key != "sysUpTime":
+            assert v2c.values[key] == v3.values[key], key
+    assert list(v2c.values)[:2] == ["sysUpTime", "snmpTrapOID"]  # RFC 3416: these two come first
+    assert v2c.values["snmpTrapOID"] == f"GPROXY-SUITE-MIB::{v2c.name}"
+    for key, value in expected.items():
+        assert v2c.values[key] == value, (key, v2c.values)
+    for trap in (v2c, v3):
+        assert trap.event_time >= trigger - DECISECOND, (trap.name, trap.event_time, trigger)
+        assert trap.latency < LATENCY_BOUND, (trap.name, trap.version, trap.latency)
+    return v2c
+
+
+def report_latencies(receiver: Snmptrapd) -> None:
+    """Printed (pytest -s), never asserted beyond the bound: event -> trap logged, per version."""
+    for trap in receiver.traps():
+        print(f"{trap.name:28} {trap.version:4} {trap.latency * 1000:6.0f} ms  {trap.values['gproxySuiteMessage'][:60]}")
+
+
+# ------------------------------------------------------------------------------------- gproxy
+
+NODE = "lb1"
+
+
+def ctl(sock: Path, command: str) -> str:
+    done = subprocess.run([sys.executable, "-m", "gproxy", "ctl", "-s", str(sock), command], capture_output=True,
+                          text=True, cwd=REPO, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_gproxy_server_backend_and_admin_traps(tmp_path):
+    receiver = Snmptrapd(tmp_path, [default_engine_id(DEFAULT_ENTERPRISE_OID, "gproxy", NODE)])
+    backends = [BackendProcess(name).start() for name in ("s1", "s2")]
+    sock = tmp_path / "admin.sock"
+    port = free_port()
+    server = {"check": True, "inter": "100ms", "rise": 1, "fall": 1}
+    config = {
+        "global": {"node": NODE, "stats_socket": {"path": str(sock), "level": "admin"}},
+        "snmp": snmp_table(receiver),
+        "defaults": {"mode": "http", "timeout": {"connect": "1s", "client": "5s", "server": "5s"}},
+        "listen": {"app": {"bind": [f"127.0.0.1:{port}"],
+                           "server": [{"name": b.name, "address": b.address, **server} for b in backends]}},
+    }
+    (tmp_path / "gp").mkdir()
+    proxy = GproxyProcess(config, tmp_path / "gp")
+    revived = None
+    try:
+        proxy.start([port])
+        deadline = time.monotonic() + WAIT
+        while "SNMP traps to" not in proxy.stderr():
+            assert time.monotonic() < deadline, proxy.stderr()
+            time.sleep(0.02)
+        wait_sock(sock)
+
+        trigger = time.time()
+        backends[0].kill()
+        down = check_pair(receiver.wait("gproxyServerDown", trigger), trigger,
+                          gproxySuiteSender=NODE, gproxyBackendName="app", gproxyServerName="s1",
+                          gproxyServerOldStatus="UP", gproxyServerNewStatus="DOWN", gproxyCheckStatus="L4CON",
+                          gproxyReason="Layer4 connection problem", gproxyActiveServersLeft="1",
+                          gproxyBackupServersLeft="0")
+        assert down.values["gproxySuiteMessage"].startswith("Server app/s1 is DOWN, reason: Layer4 connection problem")
+
+        trigger = time.time()
+        backends[1].kill()
+        check_pair(receiver.wait("gproxyServerDown", trigger), trigger, gproxyServerName="s2",
+                   gproxyActiveServersLeft="0")
+        check_pair(receiver.wait("gproxyBackendDown", trigger), trigger, gproxyBackendName="app",
+                   gproxySuiteMessage="backend app has no server available!")
+
+        trigger = time.time()
+        revived = BackendProcess("s2", port=backends[1].port).start()
+        check_pair(receiver.wait("gproxyServerUp", trigger), trigger, gproxyServerName="s2",
+                   gproxyServerOldStatus="DOWN", gproxyServerNewStatus="UP", gproxyActiveServersLeft="1")
+        check_pair(receiver.wait("gproxyBackendUp", trigger), trigger, gproxyBackendName="app")
+
+        trigger = time.time()
+        ctl(sock, "set server app/s2 state drain")
+        check_pair(receiver.wait("gproxyServerAdminChange", trigger), trigger, gproxyServerName="s2",
+                   gproxyServerAdminState="drain(2)", gproxyServerOldStatus="UP", gproxyServerNewStatus="DRAIN")
+
+        trigger = time.time()
+        ctl(sock, "set server app/s2 state ready")
+        check_pair(receiver.wait("gproxyServerAdminChange", trigger), trigger, gproxyServerName="s2",
+                   gproxyServerAdminState="ready(1)", gproxyServerOldStatus="DRAIN", gproxyServerNewStatus="UP")
+
+        trigger = time.time()
+        ctl(sock, "set server app/s2 state maint")
+        check_pair(receiver.wait("gproxyServerAdminChange", trigger), trigger, gproxyServerName="s2",
+                   gproxyServerAdminState="maint(3)", gproxyServerNewStatus="MAINT", gproxyActiveServersLeft="0")
+        check_pair(receiver.wait("gproxyBackendDown", trigger), trigger, gproxyBackendName="app")
+        report_latencies(receiver)
+    finally:
+        proxy.stop()
+        for b in backends + ([revived] if revived else []):
+            b.stop()
+        receiver.stop()
+
+
+def wait_sock(path: Path) -> None:
+    deadline = time.monotonic() + WAIT
+    while not path.exists():
+        assert time.monotonic() < deadline, f"no {path}"
+        time.sleep(0.02)
+
+
+# ------------------------------------------------------------------------------------- heartbeat
+
+CLUSTER = """
+[cluster]
+name = "snmp-e2e"
+keepalive = "200ms"
+warntime = "500ms"
+deadtime = "1s"
+initdead = "2s"
+port = {port}
+auth_key_file = "{tmp}/authkey"
+status_socket = "{tmp}/{{node}}.sock"
+state_dir = "{tmp}/state-{{node}}"
+
+[[node]]
+name = "n1"
+addresses = ["127.0.0.1:{port1}"]
+
+[[node]]
+name = "n2"
+addresses = ["127.0.0.1:{port2}"]
+
+[[resource]]
+id = "d1"
+agent = "ocf:heartbeat:Dummy"
+params = {{ state = "{tmp}/{{node}}-d1.state" }}
+monitor = {{ interval = "300ms", timeout = "5s" }}
+
+[[resource]]
+id = "d2"
+agent = "ocf:heartbeat:Dummy"
+params = {{ state = "{tmp}/{{node}}-d2.state" }}
+monitor = {{ interval = "300ms", timeout = "5s" }}
+
+[[group]]
+id = "g"
+resources = ["d1", "d2"]
+
+[[constraint]]
+kind = "location"
+resource = "g"
+node = "n1"
+score = 100
+"""
+FREEZE = 0.6  # seconds n1 is stopped: past warntime (0.5 s), short of deadtime (1 s) with a keepalive to spare
+
+
+class LoopbackCluster:
+    """Two heartbeat nodes sharing 127.0.0.1 (`{node}` keeps their sockets and state apart)."""
+
+    def __init__(self, tmp: Path, snmp: dict):
+        self.tmp = tmp
+        self.ports = {"n1": free_port(), "n2": free_port()}
+        authkey = tmp / "authkey"
+        authkey.write_text("auth 1\n1 sha256 snmp-e2e-secret\n")
+        authkey.chmod(0o600)
+        self.path = tmp / "cluster.toml"
+        self.path.write_text(CLUSTER.format(tmp=tmp, port=free_port(), port1=self.ports["n1"],
+                                            port2=self.ports["n2"]) + tomli_w.dumps({"snmp": snmp}))
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, node: str) -> None:
+        log = open(self.tmp / f"{node}.log", "ab")
+        self.procs[node] = subprocess.Popen([sys.executable, "-m", "heartbeat", "run", str(self.path), "--node", node],
+                                            stdout=log, stderr=log, cwd=REPO)
+        log.close()
+
+    def kill(self, node: str) -> None:
+        proc = self.procs[node]
+        proc.kill()
+        proc.wait(10)
+
+    def heartbeat(self, *args: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "heartbeat", *args, "-s", str(self.tmp / "n2.sock")],
+                              capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    def where(self, node: str) -> dict[str, str | None]:
+        import json
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(10)
+        with sock:
+            sock.connect(str(self.tmp / f"{node}.sock"))
+            sock.sendall(b'{"cmd": "status"}\n')
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return {r["id"]: (r["node"] if r["state"] == "started" else None) for r in json.loads(data)["resources"]}
+
+    def wait_placed(self, ask: str, node: str, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.where(ask)
+                if set(last.values()) == {node}:
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"resources not all on {node}: {last}\n{self.logs()}")
+
+    def logs(self) -> str:
+        return "\n".join((self.tmp / f"{n}.log").read_text(errors="replace")[-3000:] for n in self.ports
+                         if (self.tmp / f"{n}.log").exists())
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def forged_heartbeat(cluster: str) -> bytes:
+    """A heartbeat from "n1" signed with a key the cluster does not have."""
+    from heartbeat.protocol import Message, encode
+    return encode(Message(kind="hb", sender="n1", cluster=cluster, generation=1, seq=1, body={}), 1, b"not-the-key")
+
+
+def test_heartbeat_cluster_traps(tmp_path):
+    if not DUMMY.exists():
+        pytest.fail("ocf:heartbeat:Dummy is missing: run scripts/install-debian-deps.sh (make test does)")
+    receiver = Snmptrapd(tmp_path, [default_engine_id(DEFAULT_ENTERPRISE_OID, "heartbeat", n) for n in ("n1", "n2")])
+    cluster = LoopbackCluster(tmp_path, snmp_table(receiver))
+    try:
+        trigger = time.time()
+        cluster.start("n1")
+        cluster.start("n2")
+        check_pair(receiver.wait("heartbeatNodeJoined", trigger,
+                                 lambda t: t.values["gproxySuiteSender"] == "n2" and t.values["heartbeatNodeName"] == "n1"),
+                   trigger, heartbeatClusterName="snmp-e2e", gproxySuiteMessage="node n1 joined")
+        cluster.wait_placed("n2", "n1")
+
+        # A resource fails where it runs (its state file vanishes: monitor says "not running"), then restarts.
+        trigger = time.time()
+        (tmp_path / "n1-d1.state").unlink()
+        check_pair(receiver.wait("heartbeatResourceFailed", trigger), trigger, gproxySuiteSender="n1",
+                   heartbeatResourceName="d1", heartbeatNodeName="n1", heartbeatAgent="ocf:heartbeat:Dummy",
+                   heartbeatOperation="monitor", heartbeatReturnCode="7")
+        check_pair(receiver.wait("heartbeatResourceRecovered", trigger), trigger, gproxySuiteSender="n1",
+                   heartbeatResourceName="d1", heartbeatNodeName="n1", gproxySuiteMessage="d1 recovered on n1")
+
+        # n1 freezes past warntime: n2 hears a late heartbeat, and nothing fails over.
+        trigger = time.time()
+        cluster.procs["n1"].send_signal(signal.SIGSTOP)
+        time.sleep(FREEZE)
+        cluster.procs["n1"].send_signal(signal.SIGCONT)
+        late = check_pair(receiver.wait("heartbeatLateHeartbeat", trigger,
+                                        lambda t: t.values["gproxySuiteSender"] == "n2"), trigger,
+                          heartbeatNodeName="n1")
+        gap, unit = late.values["heartbeatGap"].split()
+        assert 500 < int(gap) < 1000 and unit == "milliseconds"  # the MIB's UNITS, so the MIB is loaded
+
+        # Someone without the key sends heartbeats to n2.
+        trigger = time.time()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as forger:
+            forger.sendto(forged_heartbeat("snmp-e2e"), ("127.0.0.1", cluster.ports["n2"]))
+        check_pair(receiver.wait("heartbeatAuthFailuresReport", trigger), trigger, gproxySuiteSender="n2",
+                   heartbeatReason="bad-hmac", heartbeatAuthFailures="1")
+
+        # The active node dies: n2 declares it lost and takes the resources.
+        trigger = time.time()
+        cluster.kill("n1")
+        lost = check_pair(receiver.wait("heartbeatNodeLost", trigger), trigger, gproxySuiteSender="n2",
+                          heartbeatNodeName="n1")
+        assert int(lost.values["heartbeatSilence"].split()[0]) >= 1000
+        check_pair(receiver.wait("heartbeatFailover", trigger), trigger, heartbeatResources="d1,d2",
+                   heartbeatFromNode="n1", heartbeatToNode="n2", heartbeatReason="node n1 lost")
+        cluster.wait_placed("n2", "n2")
+
+        # It comes back, rebooted (what ran there is gone: its Dummy state files with it): it joins,
+        # and the resources fail back to the preferred node.
+        for state in tmp_path.glob("n1-*.state"):
+            state.unlink()
+        trigger = time.time()
+        cluster.start("n1")
+        check_pair(receiver.wait("heartbeatNodeJoined", trigger, lambda t: t.values["gproxySuiteSender"] == "n2"),
+                   trigger, heartbeatNodeName="n1")
+        check_pair(receiver.wait("heartbeatFailover", trigger), trigger, heartbeatResources="d1,d2",
+                   heartbeatFromNode="n2", heartbeatToNode="n1")
+        cluster.wait_placed("n2", "n1")
+
+        # An administrator moves them: that is no failover, and no trap says otherwise.
+        trigger = time.time()
+        cluster.heartbeat("move", "g", "n2")
+        cluster.wait_placed("n2", "n2")
+        time.sleep(QUIET)
+        assert receiver.traps("heartbeatFailover", since=trigger) == []
+        assert receiver.traps("heartbeatResourceFailed", since=trigger) == []
+        report_latencies(receiver)
+    finally:
+        cluster.stop()
+        receiver.stop()
