@@ -103,10 +103,14 @@ def dechunk(raw: bytes) -> bytes:
             pos += 1
 
 
-def parse_form(body: bytes) -> list[tuple[str, str]]:
-    """An application/x-www-form-urlencoded body, fields in order."""
+def parse_form(body: bytes) -> list[tuple[str, str]] | None:
+    """An application/x-www-form-urlencoded body, fields in order; None
+    beyond MAX_FORM_FIELDS fields."""
     text = body.decode("utf-8", "replace")
-    return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    try:
+        return parse_qsl(text, keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS)
+    except ValueError:
+        return None
 
 
 def apply_admin(state: ProxyState, form: list[tuple[str, str]], now: float,
@@ -159,10 +163,13 @@ def answer_stats(state: ProxyState, settings: StatsSettings, method: str, target
         return unauthorized(settings)
     options = parse_options(target[len(settings.uri):])
     if method == "POST":
+        form = parse_form(body)
         if not settings.admin:
             code = "DENY"
+        elif form is None:
+            code = "EXCD"
         else:
-            code = apply_admin(state, parse_form(body), now, facts)
+            code = apply_admin(state, form, now, facts)
         location = settings.uri + options.suffix() + ";st=" + code
         return Reply(303, (NO_CACHE, ("Location", location), ("Content-Type", "text/plain")), b"")
     if method not in ("GET", "HEAD"):

@@ -298,6 +298,7 @@ def test_admin_post_on_several_servers_and_by_backend_id(state, settings) -> Non
     (b"b=app&action=maint", "NONE"),
     (b"b=app&s=web1", "NONE"),
     (b"", "NONE"),
+    (b"b=app&action=maint" + b"&s=web1" * 1000, "EXCD"),
 ])
 def test_admin_post_errors(state, settings, body: bytes, code: str) -> None:
     reply = get(state, settings, URI, method="POST", body=body)
