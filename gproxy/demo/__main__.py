@@ -57,6 +57,10 @@ def build_config(text: str, frontend_port: int, backend_ports: dict[str, int], l
         text = text.replace(f'"{old}"', f'"127.0.0.1:{port}"')
     text = re.sub(r'inter = ("5s"|5000)', 'inter = "1s"', text)
     text = text.replace('path = "/run/gproxy/admin.sock"', f'path = "{workdir}/admin.sock"')
+    # The stats page (with its admin buttons) and the Prometheus endpoint.
+    text = text.replace('connection_mode = "close"', 'connection_mode = "close"\n'
+                        'stats = { uri = "/gproxy?stats", auth = ["admin:demo"], admin = true, refresh = "5s" }\n'
+                        'prometheus = { uri = "/metrics" }', 1)
     return text
 
 
@@ -166,6 +170,8 @@ running by a two-node heartbeat cluster (demo-1 preferred) through its OCF agent
               curl -i '{url}setcookie?name=JSESSIONID&value=abc'   (the cookie comes back prefixed: s3~abc)
               curl -i {url}echo -H 'Cookie: JSESSIONID=s2~xyz'     (persistence to ents2, which sees xyz)
   Weights:    for i in $(seq 385); do curl -s {url}; done | sort | uniq -c
+  Stats page: http://admin:demo@127.0.0.1:{frontend_port}/gproxy?stats   (drain/maint buttons; ;csv for CSV)
+  Metrics:    curl -s {url}metrics
   Log:        tail -f {log_path}
   Stats:      {sys.executable} -m gproxy ctl -s {workdir}/admin.sock 'show stat'
   Cluster:    {hb} status -s {workdir}/demo-1.sock
