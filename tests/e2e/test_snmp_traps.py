@@ -500,3 +500,203 @@ def test_heartbeat_cluster_traps(tmp_path):
     finally:
         cluster.stop()
         receiver.stop()
+
+
+# ------------------------------------------------------------------------ snmptt -> Nagios
+
+SNMPTT = shutil.which("snmptt") or "/usr/sbin/snmptt"
+NAGIOS4 = shutil.which("nagios4") or "/usr/sbin/nagios4"
+SNMPTT_CONF = MIB_DIR / "snmptt" / "snmptt.conf.gproxy-suite"
+TRAP2NAGIOS = MIB_DIR / "snmptt" / "trap2nagios"
+
+SNMPTT_INI = """[General]
+snmptt_system_name = test
+mode = standalone
+multiple_event = 1
+dns_enable = 0
+net_snmp_perl_enable = 0
+[Logging]
+stdout_enable = 0
+log_enable = 1
+log_file = {d}/snmptt.log
+log_system_enable = 0
+unknown_trap_log_enable = 1
+unknown_trap_log_file = {d}/snmptt-unknown.log
+syslog_enable = 0
+syslog_system_enable = 0
+[Exec]
+exec_enable = 1
+pre_exec_enable = 0
+exec_escape = 1
+[Debugging]
+DEBUGGING = 0
+[TrapFiles]
+snmptt_conf_files = <<END
+{d}/snmptt.conf
+END
+"""
+
+NAGIOS_CFG = """log_file={d}/nagios.log
+cfg_file={nagios}/commands.cfg
+cfg_file={nagios}/templates.cfg
+cfg_file={nagios}/example/objects/esup-proxy.cfg
+resource_file={d}/resource.cfg
+status_file={d}/status.dat
+status_update_interval=1
+object_cache_file={d}/objects.cache
+precached_object_file={d}/objects.precache
+temp_file={d}/nagios.tmp
+temp_path={d}
+lock_file={d}/nagios.pid
+check_result_path={d}/checkresults
+check_result_reaper_frequency=1
+query_socket={d}/nagios.qh
+command_file={d}/nagios.cmd
+check_external_commands=1
+command_check_interval=-1
+execute_service_checks=0
+execute_host_checks=0
+accept_passive_service_checks=1
+log_passive_checks=1
+log_service_retries=1
+retain_state_information=0
+use_syslog=0
+enable_notifications=0
+enable_flap_detection=0
+check_for_updates=0
+nagios_user=root
+nagios_group=root
+illegal_macro_output_chars=`~$&|'"<>
+"""
+
+
+class TrapsToNagios:
+    """snmptrapd -> snmptt (standalone, the shipped EVENT lines) -> trap2nagios -> a private nagios4
+    running the shipped example objects, active checks off (forced re-checks hit stub plugins)."""
+
+    def __init__(self, d: Path):
+        for tool_path, what in ((SNMPTT, "snmptt"), (NAGIOS4, "nagios4"), (SNMPTRAPD, "snmptrapd")):
+            if not Path(tool_path).exists():
+                pytest.fail(f"{what} is missing: run scripts/install-debian-deps.sh (make test does)")
+        self.d = d
+        plugins = d / "plugins"
+        plugins.mkdir()
+        for name in ("check_gproxy", "check_heartbeat", "check_http", "check_nrpe", "check_ping"):
+            stub = plugins / name
+            stub.write_text("#!/bin/sh\necho 'OK - stub plugin'\nexit 0\n")
+            stub.chmod(0o755)
+        (d / "checkresults").mkdir()
+        (d / "resource.cfg").write_text(f"$USER1$={plugins}\n")
+        (d / "nagios.cfg").write_text(NAGIOS_CFG.format(d=d, nagios=MIB_DIR))
+        (d / "snmptt.conf").write_text(SNMPTT_CONF.read_text().replace(
+            "/usr/local/bin/trap2nagios", f"{TRAP2NAGIOS} -c {d}/nagios.cmd"))
+        (d / "snmptt.ini").write_text(SNMPTT_INI.format(d=d))
+        verify = subprocess.run([NAGIOS4, "-v", str(d / "nagios.cfg")], capture_output=True, text=True, timeout=60)
+        assert verify.returncode == 0, verify.stdout
+        self.nagios = subprocess.Popen([NAGIOS4, str(d / "nagios.cfg")], stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + WAIT
+        while not (d / "nagios.cmd").exists():
+            assert self.nagios.poll() is None and time.monotonic() < deadline, "nagios4 did not start"
+            time.sleep(0.05)
+        self.port = udp_port()
+        (d / "snmptrapd.conf").write_text(
+            "authCommunity log,execute public\n"
+            "# snmptt matches numeric OIDs\n"
+            "outputOption n\n"
+            f"traphandle default {SNMPTT} --ini={d}/snmptt.ini\n")
+        self.trapd = subprocess.Popen(
+            [SNMPTRAPD, "-f", "-C", "-c", str(d / "snmptrapd.conf"), "-M", f"{BASE_MIBS}:{MIB_DIR}", "-m", "ALL",
+             "-Lf", str(d / "traps.log"), "-n", f"udp:127.0.0.1:{self.port}"],
+            stdout=subprocess.DEVNULL, stderr=open(d / "snmptrapd.stderr", "wb"),
+            env=dict(os.environ, SNMP_PERSISTENT_DIR=str(d / "persist")))
+        while not ((d / "traps.log").exists() and "NET-SNMP" in (d / "traps.log").read_text(errors="replace")):
+            assert self.trapd.poll() is None and time.monotonic() < deadline, "snmptrapd did not start"
+            time.sleep(0.02)
+
+    @property
+    def target(self) -> str:
+        return f"udp://127.0.0.1:{self.port}"
+
+    def wait_log(self, pattern: str, timeout: float = WAIT) -> float:
+        """When (epoch, seen by this poll) a nagios.log line matching `pattern` appeared."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = (self.d / "nagios.log").read_text(errors="replace") if (self.d / "nagios.log").exists() else ""
+            for line in text.splitlines():
+                if regex.search(line):
+                    return time.time()
+            time.sleep(0.02)
+        tail = (self.d / "nagios.log").read_text(errors="replace")[-3000:]
+        raise AssertionError(f"nagios.log has no line matching {pattern!r}:\n{tail}")
+
+    def stop(self) -> None:
+        for proc in (self.trapd, self.nagios):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+
+
+def test_traps_become_nagios_passive_results(tmp_path):
+    chain = TrapsToNagios(tmp_path)
+    backend = BackendProcess("ents3").start()
+    port = free_port()
+    config = {
+        "global": {"node": "esup-proxy-1"},
+        "snmp": {"traps": [{"target": chain.target, "community": "public"}]},
+        "defaults": {"mode": "http", "timeout": {"connect": "1s", "client": "5s", "server": "5s"}},
+        "listen": {"esup-proxy": {"bind": [f"127.0.0.1:{port}"], "server": [
+            {"name": "ents3", "address": backend.address, "check": True, "inter": "100ms", "rise": 1, "fall": 1}]}},
+    }
+    (tmp_path / "gp").mkdir()
+    proxy = GproxyProcess(config, tmp_path / "gp")
+    notifier = None
+    try:
+        proxy.start([port])
+        killed = time.time()
+        backend.kill()
+        warned = chain.wait_log(r"SERVICE ALERT: esup-proxy;esup-proxy backend;WARNING;SOFT;1;SNMP TRAP WARNING - "
+                                r"Server esup-proxy/ents3 is DOWN, reason: Layer4 connection problem")
+        critical = chain.wait_log(r"SERVICE ALERT: esup-proxy;esup-proxy backend;CRITICAL;SOFT;\d;SNMP TRAP CRITICAL - "
+                                  r"backend esup-proxy has no server available!")
+        print(f"backend killed -> Nagios WARNING {warned - killed:.2f} s, CRITICAL {critical - killed:.2f} s "
+              "(gproxy's detection, inter 100 ms, included)")
+        assert warned <= critical
+
+        # heartbeat's traps, from a notifier fed with heartbeat's own event objects (the cluster itself
+        # is exercised in test_heartbeat_cluster_traps): host = the sending node, as in the example.
+        from checks.snmp.notifier import attach
+        from gsuite.events import EventBus
+        from gsuite.snmp_config import parse_snmp
+        from heartbeat.events import Failover, NodeLost, ResourceFailed, ResourceRecovered
+        snmp, problems = parse_snmp({"traps": [{"target": chain.target}]})
+        assert problems == []
+        bus = EventBus()
+        notifier = attach(bus, snmp, source="heartbeat", node="esup-proxy-2", log=lambda m: None)
+        now = time.time()
+        bus.publish(NodeLost(cluster="esup-proxy", node="esup-proxy-1", silent_ms=5000, at=now))
+        bus.publish(Failover(cluster="esup-proxy", resources=("vip", "proxy", "tls"), source="esup-proxy-1",
+                             target="esup-proxy-2", reason="node esup-proxy-1 lost", at=now))
+        bus.publish(ResourceFailed(cluster="esup-proxy", resource="tls", node="esup-proxy-2", agent="lsb:stunnel4",
+                                   operation="start", rc=1, reason="generic error", at=now))
+        bus.publish(ResourceRecovered(cluster="esup-proxy", resource="tls", node="esup-proxy-2", at=now))
+        chain.wait_log(r"SERVICE ALERT: esup-proxy-2;cluster nodes;CRITICAL;SOFT;1;SNMP TRAP CRITICAL - "
+                       r"node esup-proxy-1 lost: silent for 5000 ms")
+        chain.wait_log(r"SERVICE ALERT: esup-proxy-2;cluster resources;WARNING;SOFT;1;SNMP TRAP WARNING - "
+                       r"vip,proxy,tls failed over from esup-proxy-1 to esup-proxy-2: node esup-proxy-1 lost")
+        chain.wait_log(r"SERVICE ALERT: esup-proxy-2;cluster resources;CRITICAL;SOFT;\d;SNMP TRAP CRITICAL - "
+                       r"start of tls on esup-proxy-2 failed: rc=1 \(generic error\)")
+        chain.wait_log(r"SERVICE ALERT: esup-proxy-2;cluster resources;OK;SOFT;\d;SNMP TRAP OK - "
+                       r"tls recovered on esup-proxy-2")
+        assert not (tmp_path / "snmptt-unknown.log").exists()
+    finally:
+        if notifier is not None:
+            notifier.close()
+        proxy.stop()
+        backend.stop()
+        chain.stop()
