@@ -18,6 +18,14 @@ recomputes after each transition or failure, like Pacemaker's controller.
 Administrators' changes reach the DC as requests; it changes the CIB and the
 higher version spreads to every node through the heartbeats.
 
+Quorum (heartbeat.quorum) decides whether this partition may run anything:
+the DC is chosen only among the nodes of a partition with quorum. In a
+partition without it there is no DC and each node applies the policy
+(given `quorum=False`) to its own resources alone: with no_quorum_policy
+"stop" it stops them, with "freeze" it leaves them be. When fencing is
+configured, a node lost while holding resources is unclean: the DC runs the
+fencing hook and the node's resources stay blocked until it succeeds.
+
 This class does no I/O itself: sending, running agents and the clock are
 callables given at construction (the daemon passes gevent-based ones).
 """
@@ -29,7 +37,7 @@ import itertools
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from heartbeat import cib_store
+from heartbeat import cib_store, quorum
 from heartbeat.model import (
     Action,
     Cib,
@@ -42,6 +50,7 @@ from heartbeat.model import (
 )
 
 MAX_REMEMBERED_ACTIONS = 256
+FENCE_RETRY_S = 10.0  # a failed fencing is tried again after this long
 ACTION_GRACE_MS = 2000  # beyond an operation's own timeout before the DC gives up on a result
 HARD_RCS = frozenset({2, 3, 5})  # OCF args/unimplemented/not installed: ban the node
 FATAL_RC = 6  # OCF not configured: stop everywhere
@@ -57,6 +66,7 @@ class PeerView:
     failures: tuple[FailRecord, ...] = ()
     cib_version: CibVersion = field(default_factory=CibVersion)
     last_failover: dict | None = None
+    reach: int | None = None  # ping targets it reaches (two-node tie-breaker)
 
 
 @dataclass
@@ -73,10 +83,11 @@ class Controller:
                  schedule: Callable[[Cib, ClusterStatus, float], Transition],
                  persist: Callable[[Cib], None] | None = None,
                  publish: Callable[[str, dict], None] | None = None,
-                 generation: int = 0):
+                 generation: int = 0, fence: Callable[[str], None] | None = None):
         """`execute(action_id, kind, resource)` runs an action locally (in the
         background) and later calls `action_done`; `send(kind, body, to)`
-        sends to one node (or all when `to` is None)."""
+        sends to one node (or all when `to` is None); `fence(node)` runs the
+        fencing hook in the background and later calls `fence_done`."""
         self.local = local
         self.cib = cib
         self.config = cib.config
@@ -87,6 +98,7 @@ class Controller:
         self.persist = persist or (lambda cib: None)
         self.publish = publish or (lambda kind, fields: None)
         self.generation = generation
+        self.fence = fence or (lambda node: None)
         self.started = clock()
         self.order = {n.name: i for i, n in enumerate(self.config.nodes)}
         self.online: frozenset[str] = frozenset({local})
@@ -108,12 +120,42 @@ class Controller:
         self.last_seen: dict[str, str] = {}  # resource -> node it was last seen started on
         self._cib_sent: dict[str, float] = {}
         self.acks: dict[str, dict] = {}  # request id -> answer (for requests we forwarded)
+        # Quorum and fencing
+        self.reach: int | None = None  # ping targets this node reaches (None: not probed)
+        self.unclean: dict[str, tuple[ResourceStatus, ...]] = {}  # lost, not fenced -> what it held
+        self.fencing: dict[str, dict] = {}  # node -> last fencing result {"state", "at", "reason"}
+        self.quorum = self._compute_quorum()
+        self._inquorate_step: set[str] = set()  # local action ids run without a DC
 
     # ---- membership and identity ------------------------------------------
     @property
     def dc(self) -> str | None:
+        if not self.may_manage:
+            return None  # a partition without quorum has no DC
         candidates = [n for n in self.online if n in self.order]
         return min(candidates, key=self.order.__getitem__) if candidates else None
+
+    @property
+    def may_manage(self) -> bool:
+        return self.quorum.have or self.config.no_quorum_policy == "ignore"
+
+    def _compute_quorum(self) -> quorum.Quorum:
+        reach = {n: v.reach for n, v in self.peers.items() if v.reach is not None}
+        return quorum.compute(self.config, self.online, self.local, reach=self.reach, peer_reach=reach)
+
+    def update_quorum(self) -> None:
+        """Recompute quorum (membership or ping reach changed); announce a change."""
+        before = self.quorum
+        self.quorum = self._compute_quorum()
+        if before.have != self.quorum.have:
+            self.publish("quorum", {"node": self.local, **self.quorum.as_dict()})
+            self.steps = []
+            self.pending.clear()
+            self.transition_failed = False
+
+    def set_reach(self, reach: int) -> None:
+        self.reach = reach
+        self.update_quorum()
 
     @property
     def is_dc(self) -> bool:
@@ -121,15 +163,40 @@ class Controller:
 
     def set_online(self, online: frozenset[str], lost: tuple[str, ...] = ()) -> None:
         self.online = frozenset(online) | {self.local}
+        for node in self.online:
+            if self.unclean.pop(node, None) is not None:
+                self.fencing.pop(node, None)  # it came back: its own reports tell the truth again
         for node in lost:
             view = self.peers.get(node)
             if view is not None:
-                # A dead node runs nothing any more (no fencing: we trust
-                # membership; quorum comes with the cluster-scale issue).
+                held = tuple(r for r in view.resources if r.state != ResourceState.STOPPED)
+                if self.config.fencing is not None and held:
+                    # Without fencing a lost node is assumed to have stopped everything
+                    # (Heartbeat's rule); with it, its resources wait for the hook.
+                    self.unclean[node] = held
+                    self.fencing[node] = {"state": "pending", "at": None, "reason": ""}
                 self.peers[node] = replace(view, resources=())
             for pending in [p for p in self.pending.values() if p.action.node == node]:
                 self.pending.pop(pending.id, None)
                 self.transition_failed = True
+        self.update_quorum()
+
+    def fence_done(self, node: str, ok: bool, reason: str) -> None:
+        """The fencing hook for `node` finished."""
+        now = self.clock()
+        self.fencing[node] = {"state": "done" if ok else "failed", "at": now, "reason": reason}
+        if ok:
+            self.unclean.pop(node, None)
+        self.publish("fencing", {"node": node, "ok": ok, "reason": reason, "at": now})
+
+    def _drive_fencing(self, now: float) -> None:
+        for node in self.unclean:
+            record = self.fencing.setdefault(node, {"state": "pending", "at": None, "reason": ""})
+            due = record["state"] == "pending" or (
+                record["state"] == "failed" and now - (record["at"] or 0.0) >= FENCE_RETRY_S)
+            if due:
+                self.fencing[node] = {"state": "running", "at": now, "reason": ""}
+                self.fence(node)
 
     def ready(self, now: float) -> bool:
         """The DC waits for all nodes, or for initdead, before placing anything,
@@ -175,8 +242,9 @@ class Controller:
                 self.done.popitem(last=False)
             if self.is_dc:
                 self._record_result(self.local, result)
-            else:
+            elif self.dc is not None:
                 self.send("result", result, self.dc)
+            self._inquorate_step.discard(action_id)
         else:
             # A spontaneous failure: tell everyone now rather than at the next keepalive.
             self.send("hb", self.heartbeat_body(), None)
@@ -200,6 +268,7 @@ class Controller:
     def heartbeat_body(self) -> dict:
         body = {
             "cib_version": list(self.cib.version.as_tuple()),
+            "reach": self.reach,
             "lrm_seq": self.lrm_seq,
             "resources": self._local_resources_body(),
             "failures": [{"resource": f.resource, "count": f.count, "at": f.last_failure, "rc": f.last_rc,
@@ -226,6 +295,10 @@ class Controller:
             view.failures = _failures(sender, body.get("failures", ()))
         version = CibVersion(*body.get("cib_version", (0, 0, 0)))
         view.cib_version = version
+        reach = body.get("reach")
+        if isinstance(reach, int) and reach != view.reach:
+            view.reach = reach
+            self.update_quorum()
         if "last_failover" in body:
             view.last_failover = body["last_failover"]
             if sender == self.dc:
@@ -303,7 +376,10 @@ class Controller:
         for node, view in self.peers.items():
             if node in self.online:
                 statuses.extend(view.resources)
-        return ClusterStatus(online=self.online, resources=tuple(statuses))
+        for held in self.unclean.values():
+            statuses.extend(held)
+        return ClusterStatus(online=self.online, resources=tuple(statuses), quorum=self.may_manage,
+                             unclean=frozenset(self.unclean))
 
     def composed_cib(self) -> Cib:
         failures = list(self.failures.values())
@@ -318,8 +394,12 @@ class Controller:
         for status in self.cluster_status().resources:
             if status.state == ResourceState.STARTED:
                 self.last_seen[status.resource] = status.node
+        if not self.may_manage:
+            self._enforce_without_quorum(now)
+            return
         if not self.is_dc or not self.ready(now):
             return
+        self._drive_fencing(now)
         self._expire_pending(now)
         if self.pending:
             self._retransmit(now)
@@ -335,6 +415,26 @@ class Controller:
         if transition.steps:
             self.steps = list(transition.steps)
             self._start_step(self.steps.pop(0), now)
+
+    def _enforce_without_quorum(self, now: float) -> None:
+        """No quorum, no DC: apply the policy to this node's own resources
+        (stop them, or freeze), one step at a time."""
+        if self._inquorate_step:
+            return
+        local = ClusterStatus(online=frozenset({self.local}), resources=tuple(self.local_resources.values()),
+                              quorum=False)
+        transition = self.schedule(self.composed_cib(), local, now)
+        self.last_transition = transition
+        for step in transition.steps:
+            mine = [a for a in step if a.node == self.local]
+            if not mine:
+                continue
+            for action in mine:
+                action_id = f"{self.local}:{self.generation}:q{next(self._ids)}"
+                self._inquorate_step.add(action_id)
+                self.running.add(action_id)
+                self.execute(action_id, action.kind, action.resource)
+            return
 
     def _start_step(self, step: tuple[Action, ...], now: float) -> None:
         for action in step:

@@ -19,7 +19,7 @@ import gevent
 import gevent.event
 from gevent.server import StreamServer
 
-from heartbeat import cib_store
+from heartbeat import cib_store, probes
 from heartbeat.authkeys import load_authkeys
 from heartbeat.controller import Controller
 from heartbeat.lrm.lrm import LocalResourceManager
@@ -71,7 +71,7 @@ class Node:
         self.controller = Controller(
             name, cib, send=self._send, execute=self._execute, clock=self._now, schedule=schedule,
             persist=lambda c: cib_store.save(c, state_dir), publish=self._publish,
-            generation=self.generation)
+            generation=self.generation, fence=self._fence)
         now = self._now()
         self.membership = Membership(
             name, {n.name: n.addresses for n in config.nodes}, keepalive_ms=config.keepalive,
@@ -108,9 +108,39 @@ class Node:
             self.bus.publish(ev.ResourceFailed(cluster=cluster, resource=fields["resource"], node=fields["node"],
                                                agent=str(res.agent) if res else "", operation=fields["operation"],
                                                rc=fields["rc"], reason=fields["reason"], at=self._now()))
+        elif kind == "fencing":
+            self.bus.publish(ev.Fencing(cluster=cluster, node=fields["node"], ok=fields["ok"],
+                                        reason=fields["reason"], at=fields["at"]))
+        elif kind == "quorum":
+            self.bus.publish(ev.QuorumChanged(cluster=cluster, node=fields["node"], have=fields["have"],
+                                              votes=fields["votes"], expected=fields["expected"],
+                                              reason=fields["reason"], at=self._now()))
         elif kind == "resource-recovered":
             self.bus.publish(ev.ResourceRecovered(cluster=cluster, resource=fields["resource"],
                                                   node=fields["node"], at=self._now()))
+
+    def _fence(self, node: str) -> None:
+        fencing = self.config.fencing
+        if fencing is None:
+            return
+
+        def run() -> None:
+            self.log(f"fencing {node}: {' '.join(fencing.command)}")
+            ok, reason = probes.run_fencing(fencing.command, node, fencing.timeout)
+            self.controller.fence_done(node, ok, reason)
+            self.controller.pulse()
+
+        gevent.spawn(run)
+
+    def _ping_loop(self) -> None:
+        """The two-node tie-breaker's input: how many ping targets answer."""
+        interval = max(self.config.keepalive / 1000.0, probes.PING_TIMEOUT_S / 2)
+        while not self._stop.is_set():
+            try:
+                self.controller.set_reach(probes.reach(self.config.ping))
+            except Exception as exc:
+                self.log(f"ping probe failed: {exc!r}")
+            self._stop.wait(interval)
 
     def _execute(self, action_id: str, kind: str, resource: str) -> None:
         gevent.spawn(self._run_action, action_id, kind, resource)
@@ -298,6 +328,8 @@ class Node:
         self.transport.start()
         self._start_status_server()
         self._greenlets = [gevent.spawn(self._heartbeat_loop), gevent.spawn(self._tick_loop)]
+        if self.config.ping:
+            self._greenlets.append(gevent.spawn(self._ping_loop))
         self.log(f"node {self.name} started (generation {self.generation})")
 
     def serve_forever(self) -> None:

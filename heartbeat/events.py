@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from gsuite.events import Event, EventBus
 
 __all__ = ["Event", "EventBus", "NodeLost", "NodeJoined", "LateHeartbeat", "LinkChanged", "Failover",
-           "ResourceFailed", "ResourceRecovered", "AuthFailures"]
+           "ResourceFailed", "ResourceRecovered", "AuthFailures", "Fencing", "QuorumChanged"]
 
 
 @dataclass(frozen=True)
@@ -76,3 +76,25 @@ class AuthFailures(Event):
     reason: str  # bad-hmac, replay, unknown-node...
     count: int
     source: str
+
+
+@dataclass(frozen=True)
+class Fencing(Event):
+    """The fencing hook ran for a lost node: `ok` false blocks the takeover."""
+
+    cluster: str
+    node: str  # the node fenced
+    ok: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class QuorumChanged(Event):
+    """This node's partition gained or lost quorum."""
+
+    cluster: str
+    node: str  # the node reporting
+    have: bool
+    votes: int
+    expected: int
+    reason: str

@@ -124,6 +124,20 @@ class NodeConfig:
     name: str
     addresses: tuple[str, ...]  # one per link (redundant links)
     id: int = 0  # 1-based position in the file
+    votes: int = 1  # quorum votes (Corosync's quorum_votes)
+
+
+NoQuorumPolicy = Literal["stop", "freeze", "ignore"]
+
+
+@dataclass(frozen=True)
+class FencingConfig:
+    """The fencing hook: `command` (argv, `{node}` standing for the node to
+    fence) run before resources are taken from a node nobody can see; it
+    must exit 0 within `timeout` ms for the takeover to go on."""
+
+    command: tuple[str, ...]
+    timeout: int = 20_000
 
 
 @dataclass(frozen=True)
@@ -148,6 +162,9 @@ class ClusterConfig:
     state_dir: str = "/var/lib/heartbeat"  # where the CIB is persisted
     source: str | None = None
     snmp: SnmpConfig | None = None  # the [snmp] table: traps and notify command (docs/snmp.md)
+    no_quorum_policy: NoQuorumPolicy = "stop"  # what a partition without quorum does with its resources
+    ping: tuple[str, ...] = ()  # tie-breaker targets of a two-node cluster ("IP", or "IP:PORT" for TCP)
+    fencing: FencingConfig | None = None
 
     def node(self, name: str) -> NodeConfig | None:
         for node in self.nodes:
@@ -265,6 +282,8 @@ class ClusterStatus:
 
     online: frozenset[str]
     resources: tuple[ResourceStatus, ...] = ()
+    quorum: bool = True  # this partition has quorum (or its two-node tie-breaker won)
+    unclean: frozenset[str] = frozenset()  # lost nodes not fenced (yet): their resources stay put
 
     def running_on(self, resource: str) -> tuple[str, ...]:
         return tuple(sorted(r.node for r in self.resources

@@ -96,6 +96,9 @@ def build_status(controller, membership_links, rejected: dict[str, int], now: fl
         "dc": dc,
         "cib_version": dict(zip(("admin_epoch", "epoch", "num_updates"), cib.version.as_tuple())),
         "maintenance": cib.maintenance,
+        "quorum": {k: v for k, v in controller.quorum.as_dict().items()},
+        "no_quorum_policy": config.no_quorum_policy,
+        "fencing": {node: dict(result) for node, result in controller.fencing.items()},
         "generated_at": now,
         "packets_rejected": dict(rejected),
         "nodes": nodes,
@@ -113,6 +116,13 @@ def render_text(doc: dict) -> str:
                  f"{doc['cib_version']['num_updates']}")
     if doc.get("maintenance"):
         lines.append("*** Resource management is DISABLED (maintenance mode) ***")
+    quorum = doc.get("quorum")
+    if quorum:
+        with_or_without = "with" if quorum["have"] else "WITHOUT"
+        lines.append(f"Partition {with_or_without} quorum: {quorum['votes']} of {quorum['expected']} votes"
+                     + (f" ({quorum['reason']})" if quorum.get("reason") else ""))
+    for node, result in sorted((doc.get("fencing") or {}).items()):
+        lines.append(f"Fencing of {node}: {result['state']}" + (f" ({result['reason']})" if result["reason"] else ""))
     online = [n["name"] for n in doc["nodes"] if n["state"] == "online"]
     standby = [n["name"] for n in doc["nodes"] if n["state"] == "standby"]
     offline = [n["name"] for n in doc["nodes"] if n["state"] == "offline"]

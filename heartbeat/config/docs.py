@@ -15,6 +15,7 @@ from heartbeat.config.schema import (
     ALL_SECTIONS,
     CLUSTER,
     COLOCATION,
+    FENCING,
     GROUP,
     LOCATION,
     MAX_NODES,
@@ -225,6 +226,7 @@ def _section_table(section: Section) -> list[str]:
 _LOCATIONS: tuple[tuple[Section, str], ...] = (
     (TOP_LEVEL, "the top level of the file"),
     (CLUSTER, "`[cluster]`"),
+    (FENCING, "`fencing = { ... }` in `[cluster]`"),
     (NODE, "`[[node]]`, one per member"),
     (RESOURCE, "`[[resource]]`, one per resource"),
     (MONITOR, "`monitor = { ... }` in a resource"),

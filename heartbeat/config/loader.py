@@ -30,6 +30,7 @@ from gsuite.snmp_config import SnmpConfig, parse_snmp
 from heartbeat.config.schema import (
     CLUSTER,
     DEFAULT_OP_TIMEOUT,
+    FENCING,
     MAX_NODES,
     MIN_NODES,
     MONITOR,
@@ -41,6 +42,7 @@ from heartbeat.model import (
     INFINITY,
     ClusterConfig,
     ColocationConstraint,
+    FencingConfig,
     Constraint,
     GroupConfig,
     LocationConstraint,
@@ -199,6 +201,12 @@ class _Loader:
             fields["resource_stickiness"] = 0 if fields["auto_failback"] else INFINITY
         if fields["failure_timeout"] == 0:
             fields["failure_timeout"] = None  # Pacemaker's failure-timeout 0: never expire
+        fields["ping"] = tuple(p for p in fields["ping"] or () if p is not None)
+        fencing = fields["fencing"]
+        fields["fencing"] = None
+        if isinstance(fencing, dict) and fencing.get("command"):
+            fields["fencing"] = FencingConfig(command=tuple(fencing["command"]),
+                                              timeout=fencing.get("timeout", FENCING["timeout"].default))
         return fields
 
     def check_timing(self, values: dict[str, Any], keepalive: int, deadtime: int, warntime: int,
@@ -262,7 +270,8 @@ class _Loader:
                     ids[node_id] = (path, explicit)
             addresses = values.get("addresses")
             if name is not None and addresses is not None and None not in addresses:
-                nodes.append((index, NodeConfig(name=name, addresses=tuple(addresses), id=node_id)))
+                nodes.append((index, NodeConfig(name=name, addresses=tuple(addresses), id=node_id,
+                                                votes=values.get("votes", 1))))
         return nodes
 
     def check_links(self, nodes: list[tuple[int, NodeConfig]], multicast: str | None) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gsuite.config_types import Bool, Choice, Duration, Int, Str, ValueType
+from gsuite.config_types import Bool, Choice, Duration, Int, Str, StrList, ValueType
 from gsuite.snmp_config import SnmpTable
 from heartbeat.config.types import (
     PARAM_NAME_PATTERN,
@@ -48,6 +48,9 @@ ON_FAIL = ("restart", "ignore", "block", "stop", "standby", "fence")
 TARGET_ROLES = ("started", "stopped")
 CONSTRAINT_KINDS = ("location", "colocation", "order")
 ORDER_KINDS = ("mandatory", "optional")
+NO_QUORUM_POLICIES = ("stop", "freeze", "ignore")
+MAX_VOTES = 255  # Corosync's quorum_votes is one byte's worth in practice
+DEFAULT_FENCING_TIMEOUT = 20_000
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,15 @@ RESOURCE_ID = Str("id", ID_PATTERN, ID_HINT)
 NODE_NAME = Str("node name", NODE_NAME_PATTERN, NODE_NAME_HINT)
 PATH = Str("path")
 
+FENCING = Section("fencing", "fencing", "the fencing table", (
+    "The fencing hook: `{node}` in the command stands for the node to fence; exit status 0 within "
+    "`timeout` means the node is fenced and its resources may be taken."), (
+    Setting("command", StrList(), "The command and its arguments (not run by a shell).", required=True,
+            pacemaker="stonith primitive"),
+    Setting("timeout", Duration(), "Most time the command may take; then fencing has failed.",
+            DEFAULT_FENCING_TIMEOUT, pacemaker="stonith-timeout"),
+))
+
 # --- [cluster] ------------------------------------------------------------------
 
 CLUSTER = Section("cluster", "[cluster]", "[cluster]", "Cluster-wide settings: membership timing, transport, defaults.", (
@@ -130,6 +142,15 @@ CLUSTER = Section("cluster", "[cluster]", "[cluster]", "Cluster-wide settings: m
             "(`heartbeat status`, the checks).", "/run/heartbeat/status.sock"),
     Setting("state_dir", PATH, "Directory where the node keeps its copy of the CIB.", "/var/lib/heartbeat",
             pacemaker="/var/lib/pacemaker/cib"),
+    Setting("no_quorum_policy", Choice(NO_QUORUM_POLICIES), "What a partition without quorum (half of the "
+            "configured votes or less, clusters of 3 or more nodes) does: `stop` its resources, `freeze` "
+            "(keep what runs, start nothing) or `ignore` quorum.", "stop", pacemaker="no-quorum-policy"),
+    Setting("ping", ListOf(NodeAddress(), "ping target"), "Tie-breaker of a two-node cluster: when the peer "
+            "is lost, the node that reaches more of these targets keeps or takes the resources (equal: the "
+            "preferred node). `IP` is probed with ICMP (`ping -c1 -W1`), `IP:PORT` with a TCP connect.", (),
+            hacf="ping", pacemaker="ocf:pacemaker:ping"),
+    Setting("fencing", Table(FENCING), "A command run before resources are taken from a node nobody can see; "
+            "its failure blocks the takeover.", hacf="stonith_host", pacemaker="stonith-enabled"),
 ))
 
 # --- [[node]] --------------------------------------------------------------------
@@ -142,6 +163,8 @@ NODE = Section("node", "[[node]]", "every [[node]]", (
             required=True, hacf="ucast DEV ADDRESS"),
     Setting("id", Int(1, MAX_NODE_ID), "Node id, unique in the cluster.", default_doc="its 1-based position",
             pacemaker="node id"),
+    Setting("votes", Int(0, MAX_VOTES), "Its quorum votes: a partition has quorum with more than half "
+            "of all nodes' votes.", 1, pacemaker="corosync quorum_votes"),
 ))
 
 # --- [[resource]] and its operations -----------------------------------------------
@@ -259,4 +282,4 @@ TOP_LEVEL = Section("file", "the file", "a cluster file", "The tables of a clust
             "as gproxy's `[snmp]`, described in [SNMP traps](snmp.md).", pacemaker="alerts"),
 ))
 
-ALL_SECTIONS = (TOP_LEVEL, CLUSTER, NODE, RESOURCE, MONITOR, START, STOP, GROUP, LOCATION, COLOCATION, ORDER)
+ALL_SECTIONS = (TOP_LEVEL, CLUSTER, FENCING, NODE, RESOURCE, MONITOR, START, STOP, GROUP, LOCATION, COLOCATION, ORDER)

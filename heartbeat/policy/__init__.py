@@ -33,6 +33,9 @@ def schedule(cib: Cib, status: ClusterStatus, now: float) -> Transition:
     view = unpack(cib, status, now)
     if view.maintenance:
         return _hands_off(view)
+    if view.frozen:
+        return _hands_off(view, "no quorum: running resources are kept, nothing is started "
+                                "(no_quorum_policy freeze)")
     scores = node_scores(view)
     assignment = assign(view, scores)
     plan = plan_actions(view, assignment.placement)
@@ -43,14 +46,14 @@ def schedule(cib: Cib, status: ClusterStatus, now: float) -> Transition:
     return Transition(placement=placement, steps=steps, reasons=select(notes, acted_on))
 
 
-def _hands_off(view: View) -> Transition:
-    """Maintenance mode: everything stays as it is, no action at all."""
+def _hands_off(view: View, reason: str = "maintenance mode: no actions") -> Transition:
+    """Maintenance mode, or a frozen partition: everything stays as it is, no action at all."""
     placement = tuple((res.id, next(iter(view.active_on(res.id)), None)) for res in view.config.resources)
-    return Transition(placement=placement, steps=(), reasons=("maintenance mode: no actions",))
+    return Transition(placement=placement, steps=(), reasons=(reason,))
 
 
 def _cluster_notes(view: View) -> tuple[Note, ...]:
-    if view.eligible or not view.config.resources:
+    if view.eligible or not view.config.resources or not view.quorum:
         return ()
     why = "no node online" if not view.online else "every online node is in standby"
     return (Note(f"no node can run resources: {why}", always=True),)

@@ -25,6 +25,8 @@ validated by heartbeat.config) plus:
     online = ["esup-proxy-1", "esup-proxy-2"]
     started = { esup-proxy-1 = ["vip", "proxy", "tls"] }
     failed = { esup-proxy-1 = ["proxy"] }   # also starting, stopping, unmanaged
+    quorum = false                # optional (default true): this partition has no quorum
+    unclean = ["esup-proxy-2"]    # optional: lost nodes not fenced; their `started` entries block
 
 Unknown keys in the case's own tables are errors: a typo must not silently
 change what a golden case tests.
@@ -155,11 +157,12 @@ def _cib(table: dict[str, Any], config: Any, path: Path) -> Cib:
 
 def _status(table: dict[str, Any], path: Path) -> ClusterStatus:
     where = f"{path}: [status]"
-    _only(table, {"online", *STATE_KEYS}, where)
+    _only(table, {"online", "quorum", "unclean", *STATE_KEYS}, where)
     entries = []
     for key, state in STATE_KEYS.items():
         for node, resources in table.get(key, {}).items():
             for rid in resources:
                 rc = FAILED_RC if state == ResourceState.FAILED else 0
                 entries.append(ResourceStatus(resource=rid, node=node, state=state, rc=rc))
-    return ClusterStatus(online=frozenset(table.get("online", ())), resources=tuple(entries))
+    return ClusterStatus(online=frozenset(table.get("online", ())), resources=tuple(entries),
+                         quorum=bool(table.get("quorum", True)), unclean=frozenset(table.get("unclean", ())))

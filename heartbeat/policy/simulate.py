@@ -39,7 +39,8 @@ def apply(status: ClusterStatus, transition: Transition) -> ClusterStatus:
         elif action.kind == "start":
             entries[(action.resource, action.node)] = ResourceStatus(action.resource, action.node,
                                                                      ResourceState.STARTED)
-    return ClusterStatus(online=status.online, resources=tuple(entries.values()))
+    return ClusterStatus(online=status.online, resources=tuple(entries.values()), quorum=status.quorum,
+                         unclean=status.unclean)
 
 
 def run(case: Case) -> str:
@@ -77,6 +78,11 @@ def _nodes(cib: Cib, status: ClusterStatus) -> list[str]:
         lines.append(f"    * Standby: [ {' '.join(standby)} ]")
     if offline:
         lines.append(f"    * OFFLINE: [ {' '.join(offline)} ]")
+    unclean = [n for n in names if n in status.unclean]
+    if unclean:
+        lines.append(f"    * UNCLEAN (not fenced): [ {' '.join(unclean)} ]")
+    if not status.quorum:
+        lines.append(f"  * Partition WITHOUT quorum (no_quorum_policy {cib.config.no_quorum_policy})")
     return lines
 
 

@@ -55,6 +55,8 @@ class View:
     orphans: tuple[tuple[str, str], ...]  # (resource, node): active but not in the configuration
     maintenance: bool
     notes: tuple[Note, ...]
+    quorum: bool = True  # False: this partition has no quorum (and the policy is not "ignore")
+    frozen: bool = False  # no quorum and no_quorum_policy "freeze": keep what runs, start nothing
 
     def node_index(self, node: str) -> int:
         return self.nodes.index(node)
@@ -95,13 +97,39 @@ def unpack(cib: Cib, status: ClusterStatus, now: float) -> View:
     online = frozenset(status.online) & frozenset(nodes)
     eligible = online - cib.standby
     notes: list[Note] = []
+    inquorate = not status.quorum and config.no_quorum_policy != "ignore"
+    if inquorate and config.no_quorum_policy == "stop":
+        # Pacemaker's no-quorum-policy=stop: a partition without quorum runs nothing.
+        eligible = frozenset()
+        notes.append(Note("no quorum: every resource is stopped in this partition (no_quorum_policy stop)",
+                          always=True))
     failures = _live_failures(cib, now, notes)
     moves = _live_moves(cib, now, notes)
     active, recover, orphans = _observed(config, nodes, online, status)
-    unmanaged = _unmanaged(cib, status)
+    unmanaged = _unmanaged(cib, status) | _blocked_by_unclean(config, status, notes)
     return View(config=config, nodes=nodes, online=online, eligible=eligible, active=active,
                 recover=recover, unmanaged=unmanaged, moves=moves, failures=failures, orphans=orphans,
-                maintenance=cib.maintenance, notes=tuple(notes))
+                maintenance=cib.maintenance, notes=tuple(notes),
+                quorum=not inquorate, frozen=inquorate and config.no_quorum_policy == "freeze")
+
+
+def _blocked_by_unclean(config: ClusterConfig, status: ClusterStatus, notes: list[Note]) -> frozenset[str]:
+    """Resources last seen on a lost node that was not fenced may still run
+    there: they (and their whole group) are left alone, neither started
+    elsewhere nor stopped, until fencing succeeds or the node returns
+    (Pacemaker's unclean node without stonith: resources blocked)."""
+    blocked: set[str] = set()
+    for entry in status.resources:
+        if entry.node in status.unclean and entry.node not in status.online and entry.state in ACTIVE_STATES:
+            group = config.group_of(entry.resource)
+            blocked.update(group.resources if group else (entry.resource,))
+    blocked &= {r.id for r in config.resources}
+    for node in sorted(status.unclean, key=lambda n: _node_key(config, n)):
+        held = sorted({e.resource for e in status.resources if e.node == node} & blocked)
+        if held:
+            notes.append(Note(f"{', '.join(held)}: blocked: last seen on {node}, which is lost and not fenced",
+                              tuple(held), always=True))
+    return frozenset(blocked)
 
 
 def _live_failures(cib: Cib, now: float, notes: list[Note]) -> tuple[FailRecord, ...]:
