@@ -183,10 +183,10 @@ class Notifier:
         if self.runner is not None:
             self.runner.close()
         st = self.stats()
-        if st.traps_dropped or st.traps_failed or st.commands_failed or st.commands_dropped:
-            self._reporter(f"SNMP: {st.traps_sent} trap sends, {st.traps_failed} failed, {st.traps_dropped} "
-                           f"dropped; {st.commands_run} notify commands, {st.commands_failed} failed, "
-                           f"{st.commands_dropped} dropped")
+        if st.events:
+            self._reporter(f"SNMP: {st.events} events; {st.traps_sent} trap sends, {st.traps_failed} failed, "
+                           f"{st.traps_dropped} dropped; {st.commands_run} notify commands, "
+                           f"{st.commands_failed} failed, {st.commands_dropped} dropped")
         self._reporter.close()
 
 

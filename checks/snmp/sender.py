@@ -1,25 +1,34 @@
 """Sends traps with pysnmp 7 from a thread of its own, so the daemon's gevent loop never waits.
 
 pysnmp 7 is asyncio-only, and an asyncio loop cannot share the gevent hub's
-thread (monitoring.md 4.4). So a `TrapSender` owns one OS thread running its
-own asyncio loop and one SnmpEngine. The daemon's side only calls `submit()`:
-a `queue.Queue.put_nowait` that takes a lock held for microseconds and never
+thread (monitoring.md 4.4). So a `TrapSender` owns one OS thread with its own
+asyncio loop and one SnmpEngine. The daemon's side only calls `submit()`: a
+`queue.Queue.put_nowait` that takes a lock held for microseconds and never
 waits; when the queue is full the trap is dropped and counted (the caller
-logs it). The thread takes traps in order, paces them (`rate_limit` per
-second, so a storm cannot take the daemon's CPU: the GIL is shared), and
-sends each to every receiver. UDP sends do not wait for the receiver, and a
-receiver that is down or unreachable costs nothing but a counted error.
+logs it). The thread takes traps in order and sends each to every receiver.
+UDP sends do not wait for the receiver, so a receiver that is down or
+unreachable costs nothing but a counted error.
 
-One transport target object per receiver (pysnmp tags targets by object: a
-shared one sends v3 traps with v2c credentials too, monitoring.md 4.3.2).
-Host names are resolved in this thread, again every RESOLVE_RETRY_S after a
-failure. The engine ID is fixed (v3 receivers bind users to it).
+CPU is the real cost: the thread shares the GIL with the daemon's loop, and
+pyasn1's BER encoding takes ~0.6 ms per trap and receiver (bench/trap_impact.py).
+So the engine is configured once with pysnmp's documented low-level API
+(entity.config targets, rfc3413.ntforg.NotificationOriginator), which costs a
+third of hlapi's `send_notification` (LCD set-up and MIB look-ups on every
+call), and traps are paced: bursts of up to TOKEN_BURST leave at once, then
+`rate_limit` a second; what cannot wait in the queue is dropped and counted.
+
+Each receiver has its own target, parameters and security name, so a v2c
+community never carries a v3 trap (monitoring.md 4.3.2) and one receiver's
+error (an encryption failure) does not stop the others. Host names are
+resolved in this thread, again every RESOLVE_RETRY_S after a failure. The
+engine ID is fixed (v3 receivers bind users to it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import queue
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,28 +38,29 @@ from gsuite.snmp_config import TrapTarget
 from checks.snmp.mapping import DATETIME, INTEGER, SNMP_TRAP_OID, STRING, UNSIGNED, Trap
 
 IDLE_FLUSH_S = 0.5  # with nothing to send, let the loop run this often (buffered datagrams, timers)
-TRANSPORT_TIMEOUT_S = 1.0
+TOKEN_BURST = 50  # traps sent back to back before the rate limit applies (a backend's servers all failing)
+TRANSPORT_READY_S = 5.0  # the UDP endpoints must be open within this long
 RESOLVE_RETRY_S = 30.0  # a receiver whose name did not resolve is tried again after this
 REPORT_INTERVAL_S = 60.0  # the same error is reported at most this often (with a count)
 CLOSE_TIMEOUT_S = 2.0  # close() waits this long for queued traps to leave
 
 _STOP = object()
 
-# Config spellings -> pysnmp protocol constants (names of pysnmp.hlapi.v3arch.asyncio).
+# Config spellings -> pysnmp.entity.config protocol constants.
 AUTH_PROTOCOL_NAMES = {
-    "MD5": "usmHMACMD5AuthProtocol",
-    "SHA": "usmHMACSHAAuthProtocol",
-    "SHA224": "usmHMAC128SHA224AuthProtocol",
-    "SHA256": "usmHMAC192SHA256AuthProtocol",
-    "SHA384": "usmHMAC256SHA384AuthProtocol",
-    "SHA512": "usmHMAC384SHA512AuthProtocol",
+    "MD5": "USM_AUTH_HMAC96_MD5",
+    "SHA": "USM_AUTH_HMAC96_SHA",
+    "SHA224": "USM_AUTH_HMAC128_SHA224",
+    "SHA256": "USM_AUTH_HMAC192_SHA256",
+    "SHA384": "USM_AUTH_HMAC256_SHA384",
+    "SHA512": "USM_AUTH_HMAC384_SHA512",
 }
 # net-snmp's AES192/AES256 use the Blumenthal key extension (draft-blumenthal-aes-usm-04).
 PRIV_PROTOCOL_NAMES = {
-    "DES": "usmDESPrivProtocol",
-    "AES": "usmAesCfb128Protocol",
-    "AES192": "usmAesBlumenthalCfb192Protocol",
-    "AES256": "usmAesBlumenthalCfb256Protocol",
+    "DES": "USM_PRIV_CBC56_DES",
+    "AES": "USM_PRIV_CFB128_AES",
+    "AES192": "USM_PRIV_CFB192_AES_BLUMENTHAL",
+    "AES256": "USM_PRIV_CFB256_AES_BLUMENTHAL",
 }
 
 
@@ -76,10 +86,19 @@ class SenderStats:
 @dataclass
 class _Receiver:
     target: TrapTarget
-    auth: Any = None
-    transport: Any = None
+    index: int
+    resolved: bool = False
     retry_at: float = 0.0
+    failure: Any = None  # the error indication of the send in progress, set by pysnmp's callback
     errors: dict[str, list[float]] = field(default_factory=dict)  # message -> [last report, count since]
+
+    @property
+    def notify_name(self) -> str:
+        return f"gsuite-notify-{self.index}"
+
+    @property
+    def params_name(self) -> str:
+        return f"gsuite-params-{self.index}"
 
 
 class TrapSender:
@@ -97,8 +116,11 @@ class TrapSender:
         self._clock = clock
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._tokens = float(rate_limit)
+        self._burst = float(max(rate_limit, TOKEN_BURST))
+        self._tokens = self._burst
         self._refilled = 0.0
+        self._receivers: list[_Receiver] = []
+        self._originator: Any = None
         self.ready = threading.Event()  # set once the engine exists (tests and benches wait on it)
 
     # ---- the daemon's side ------------------------------------------------------
@@ -149,12 +171,14 @@ class TrapSender:
                 try:
                     item = self._queue.get(timeout=IDLE_FLUSH_S)
                 except queue.Empty:
-                    loop.run_until_complete(asyncio.sleep(0))
-                    continue
+                    item = None
                 if item is _STOP:
                     break
-                self._pace()
-                loop.run_until_complete(self._send(engine, item))
+                if item is not None:
+                    self._pace()
+                    self._send(engine, item)
+                # Sends are synchronous; the loop only has callbacks to run (ICMP errors, timers).
+                loop.run_until_complete(asyncio.sleep(0))
         except Exception as exc:  # the thread must say why it stopped, never die silently
             self._report(f"SNMP trap sender stopped: {exc!r}")
         finally:
@@ -172,29 +196,52 @@ class TrapSender:
             loop.close()
 
     async def _make_engine(self) -> Any:
-        from pysnmp.hlapi.v3arch import asyncio as hl
+        from pysnmp.carrier.asyncio.dgram import udp, udp6
+        from pysnmp.entity import config, engine
+        from pysnmp.entity.rfc3413 import ntforg
         from pysnmp.proto.rfc1902 import OctetString
 
-        engine = hl.SnmpEngine(snmpEngineID=OctetString(hexValue=self.engine_id[2:]))
-        self._receivers = []
-        for target in self.targets:
+        snmp_engine = engine.SnmpEngine(OctetString(hexValue=self.engine_id[2:]))
+        transports = []
+        if any(not t.ipv6 for t in self.targets):
+            transports.append(udp.UdpTransport().open_client_mode())
+            config.add_transport(snmp_engine, udp.DOMAIN_NAME, transports[-1])
+        if any(t.ipv6 for t in self.targets):
+            transports.append(udp6.Udp6Transport().open_client_mode())
+            config.add_transport(snmp_engine, udp6.DOMAIN_NAME, transports[-1])
+        config.add_context(snmp_engine, "")
+        for index, target in enumerate(self.targets):
+            # USM finds v3 keys by user name: one name, one set of keys (gsuite.snmp_config checks it).
+            security = f"gsuite-{index}" if target.version == "v2c" else target.user
             if target.version == "v2c":
-                auth = hl.CommunityData(target.community, mpModel=1)
+                config.add_v1_system(snmp_engine, security, target.community)
+                level, model = "noAuthNoPriv", 2
+                config.add_target_parameters(snmp_engine, f"gsuite-params-{index}", security, level, mpModel=1)
             else:
-                auth = hl.UsmUserData(
-                    target.user,
-                    authKey=target.auth_key, privKey=target.priv_key,
-                    authProtocol=getattr(hl, AUTH_PROTOCOL_NAMES[target.auth_protocol])
-                    if target.auth_protocol else hl.usmNoAuthProtocol,
-                    privProtocol=getattr(hl, PRIV_PROTOCOL_NAMES[target.priv_protocol])
-                    if target.priv_protocol else hl.usmNoPrivProtocol)
-            self._receivers.append(_Receiver(target, auth))
-        return engine
+                level = target.security_level
+                config.add_v3_user(
+                    snmp_engine, target.user,
+                    getattr(config, AUTH_PROTOCOL_NAMES[target.auth_protocol]) if target.auth_protocol
+                    else config.USM_AUTH_NONE, target.auth_key,
+                    getattr(config, PRIV_PROTOCOL_NAMES[target.priv_protocol]) if target.priv_protocol
+                    else config.USM_PRIV_NONE, target.priv_key)
+                model = 3
+                config.add_target_parameters(snmp_engine, f"gsuite-params-{index}", security, level, mpModel=3)
+            # Notifications pass the view-based access control: let these names notify anything.
+            config.add_vacm_user(snmp_engine, model, security, level, notifySubTree=(1, 3, 6))
+            self._receivers.append(_Receiver(target, index))
+        self._originator = ntforg.NotificationOriginator()
+        deadline = self._clock() + TRANSPORT_READY_S
+        while any(t.transport is None for t in transports):  # the endpoints open on the loop
+            if self._clock() > deadline:
+                raise RuntimeError("the UDP endpoints did not open")
+            await asyncio.sleep(0.001)
+        return snmp_engine
 
     def _pace(self) -> None:
-        """Token bucket: at most `rate_limit` traps a second, bursts of as many."""
+        """Token bucket: bursts of up to TOKEN_BURST traps (or `rate_limit`), then `rate_limit` a second."""
         now = self._clock()
-        self._tokens = min(float(self.rate_limit), self._tokens + (now - self._refilled) * self.rate_limit)
+        self._tokens = min(self._burst, self._tokens + (now - self._refilled) * self.rate_limit)
         self._refilled = now
         if self._tokens < 1.0:
             self.stats.paced += 1
@@ -203,34 +250,52 @@ class TrapSender:
             self._tokens = 1.0
         self._tokens -= 1.0
 
-    async def _send(self, engine: Any, trap: Trap) -> None:
+    def _send(self, engine: Any, trap: Trap) -> None:
         varbinds = _pysnmp_varbinds(trap)
-        await asyncio.gather(*(self._send_one(engine, r, varbinds, trap) for r in self._receivers))
-
-    async def _send_one(self, engine: Any, receiver: _Receiver, varbinds: list, trap: Trap) -> None:
-        from pysnmp.hlapi.v3arch import asyncio as hl
-
-        if receiver.transport is None:
-            if self._clock() < receiver.retry_at:
-                self.stats.failed += 1
-                return
+        for receiver in self._receivers:
+            if not receiver.resolved and not self._resolve(engine, receiver):
+                continue  # counted (and reported) by _resolve
+            receiver.failure = None
             try:
-                maker = hl.Udp6TransportTarget if receiver.target.ipv6 else hl.UdpTransportTarget
-                receiver.transport = await maker.create((receiver.target.host, receiver.target.port),
-                                                        timeout=TRANSPORT_TIMEOUT_S, retries=0)
+                self._originator.send_varbinds(engine, receiver.notify_name, None, b"", varbinds,
+                                               self._callback, receiver)
             except Exception as exc:
-                receiver.retry_at = self._clock() + RESOLVE_RETRY_S
-                self._error(receiver, f"cannot resolve {receiver.target.host}: {exc}")
-                return
-        try:
-            error, _status, _index, _ = await hl.send_notification(
-                engine, receiver.auth, receiver.transport, hl.ContextData(), "trap", *varbinds, lookupMib=False)
-        except Exception as exc:
-            error = exc
+                receiver.failure = exc
+            if receiver.failure:
+                self._error(receiver, f"{trap.name} not sent: {receiver.failure}")
+            else:
+                self.stats.sent += 1
+
+    @staticmethod
+    def _callback(engine: Any, handle: Any, error: Any, status: Any, index: Any, varbinds: Any,
+                  receiver: _Receiver) -> None:
+        """pysnmp calls this at once when a trap cannot be sent (encryption, transport)."""
         if error:
-            self._error(receiver, f"{trap.name} not sent: {error}")
-        else:
-            self.stats.sent += 1
+            receiver.failure = error
+
+    def _resolve(self, engine: Any, receiver: _Receiver) -> bool:
+        """Give the receiver its address (a name is looked up here, in this thread)."""
+        if self._clock() < receiver.retry_at:
+            self.stats.failed += 1
+            return False
+        from pysnmp.carrier.asyncio.dgram import udp, udp6
+        from pysnmp.entity import config
+
+        target = receiver.target
+        family = socket.AF_INET6 if target.ipv6 else socket.AF_INET
+        try:
+            address = socket.getaddrinfo(target.host, target.port, family, socket.SOCK_DGRAM)[0][4][:2]
+        except OSError as exc:
+            receiver.retry_at = self._clock() + RESOLVE_RETRY_S
+            self._error(receiver, f"cannot resolve {target.host}: {exc.strerror or exc}")
+            return False
+        tag = f"gsuite-tag-{receiver.index}"
+        config.add_target_address(engine, f"gsuite-target-{receiver.index}",
+                                  udp6.DOMAIN_NAME if target.ipv6 else udp.DOMAIN_NAME, address,
+                                  receiver.params_name, tagList=tag)
+        config.add_notification_target(engine, receiver.notify_name, receiver.params_name, tag, "trap")
+        receiver.resolved = True
+        return True
 
     def _error(self, receiver: _Receiver, message: str) -> None:
         """Count a failure; report it now if new, else once per REPORT_INTERVAL_S with a count."""

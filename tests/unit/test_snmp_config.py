@@ -119,6 +119,13 @@ def test_each_mistake_is_reported_at_its_path(raw, path, reason):
     assert reason in found[path]
 
 
+def test_a_v3_user_has_one_set_of_keys():
+    other = dict(V3, target="udp://192.0.2.51", priv_key="another-key")
+    assert problems_of({"traps": [V3, other]}) == {
+        "snmp.traps[1].user": 'user "nms" has other protocols or keys in traps[0]: a user has one set of keys'}
+    assert len(ok({"traps": [V3, dict(V3, target="udp://192.0.2.51")]}).traps) == 2
+
+
 def test_every_problem_is_reported_at_once():
     found = problems_of({"traps": [{"target": "x"}, dict(V3, auth_key="1")], "queue_size": -1, "colour": 1})
     assert set(found) == {"snmp.traps[0].target", "snmp.traps[1].auth_key", "snmp.queue_size", "snmp.colour"}

@@ -151,7 +151,7 @@ def test_an_unresolvable_receiver_is_reported_once_and_retried_later(receiver, m
     assert len(reports) == 1 and "cannot resolve no-such-host.invalid" in reports[0]
 
 
-def test_v3_credentials_build_an_engine(receiver):
+def test_v3_traps_are_encrypted(receiver):
     """authPriv needs `cryptography`; a v3 trap is encrypted, so only its header is checked here
     (snmptrapd decrypts them in tests/e2e/test_snmp_traps.py)."""
     target = TrapTarget(host="127.0.0.1", port=receiver.port, version="v3", user="nms", auth_protocol="SHA256",
@@ -171,6 +171,7 @@ def test_pacing_waits_for_tokens(monkeypatch):
     now = [100.0]
     slept = []
     monkeypatch.setattr(sender_mod.time, "sleep", lambda s: (slept.append(s), now.__setitem__(0, now[0] + s)))
+    monkeypatch.setattr(sender_mod, "TOKEN_BURST", 2)
     sender = TrapSender((), ENGINE_ID, 10, 2, lambda m: None, clock=lambda: now[0])
     sender._pace()
     sender._pace()  # the burst: two tokens
