@@ -217,7 +217,7 @@ class HttpSession:
         except (OSError, socket.timeout):
             pass
         counters = self.fe.counters
-        if status in (400, 408, 431):
+        if status in (400, 408, 414, 431):
             counters.err_req += 1
         counters.count_status(status)
         counters.bytes_out += len(response)

@@ -41,7 +41,13 @@ from gproxy.protocol.http_events import (
     RequestHead,
     ResponseHead,
 )
-from gproxy.protocol.http_head import TCHAR, parse_request_head, parse_response_head
+from gproxy.protocol.http_head import (
+    CTL_NO_HTAB,
+    DEFAULT_MAX_URI_LENGTH,
+    TCHAR,
+    parse_request_head,
+    parse_response_head,
+)
 from gproxy.protocol.http_serialize import REASONS, serialize_request_head, serialize_response_head
 
 __all__ = [
@@ -66,6 +72,9 @@ DEFAULT_MAX_HEADERS = 101  # HAProxy's tune.http.maxhdr
 MAX_CHUNK_LINE = 4096
 # Hex digits in a chunk size: 16 is the full 64-bit range.
 MAX_CHUNK_SIZE_DIGITS = 16
+# Largest chunk size forwarded: a size a signed 64-bit counter in the next
+# server cannot hold would be read there as negative or wrapped (smuggling).
+MAX_CHUNK_SIZE = 2**63 - 1
 _HEXDIG = b"0123456789abcdefABCDEF"
 
 Event = Union[RequestHead, ResponseHead, Data, type[EndOfMessage], type[ConnectionClosed], type[NEED_DATA]]
@@ -94,6 +103,10 @@ class _Parser:
     _READERS: ClassVar[dict[str, Callable[[_Parser], Event]]]
     _BAD_STATUS: ClassVar[int]  # answer to a malformed message
     _BIG_STATUS: ClassVar[int]  # answer to an oversized head
+    # Whether chunk framing may end its lines with a bare LF. Chunked bodies
+    # are forwarded verbatim, so a request's must be CRLF-only: a server that
+    # does not read a bare LF as a line end would frame it differently.
+    _CHUNK_BARE_LF: ClassVar[bool]
 
     __slots__ = (
         "_buf", "_pos", "_scan", "_eof", "_state", "_error", "_after", "_remaining",
@@ -306,16 +319,21 @@ class _Parser:
                             raise ProtocolError("chunk-size line too long", bad)
                         break
                     line = buf[pos:nl]
+                    if not self._CHUNK_BARE_LF and line[-1:] != b"\r":
+                        raise ProtocolError("chunk-size line not ended by CRLF", bad)
                     semi = line.find(b";")
                     size = (line[:semi] if semi >= 0 else line).rstrip(b" \t\r")
+                    body = line[:-1] if line[-1:] == b"\r" else line
                     if (
                         not size
                         or len(size) > MAX_CHUNK_SIZE_DIGITS
                         or size.translate(None, _HEXDIG)
-                        or b"\r" in line[:-1]
+                        or len(body.translate(None, CTL_NO_HTAB)) != len(body)
                     ):
                         raise ProtocolError(f"invalid chunk-size line {line[:40]!r}", bad)
                     remaining = int(size, 16)
+                    if remaining > MAX_CHUNK_SIZE:
+                        raise ProtocolError("chunk size beyond 2^63-1", bad)
                     pos = nl + 1
                     state = _CHUNK if remaining else _TRAILER
                 elif state == _CHUNK_END:
@@ -327,6 +345,8 @@ class _Parser:
                             break
                         c = buf[pos + 1]
                         pos += 1
+                    elif not self._CHUNK_BARE_LF:
+                        raise ProtocolError("chunk data not followed by CRLF", bad)
                     if c != 10:
                         raise ProtocolError("chunk data not followed by CRLF", bad)
                     pos += 1
@@ -341,6 +361,8 @@ class _Parser:
                     line = buf[pos:nl]
                     if line[-1:] == b"\r":
                         line = line[:-1]
+                    elif not self._CHUNK_BARE_LF:
+                        raise ProtocolError("trailer line not ended by CRLF", bad)
                     if line:
                         colon = line.find(b":")
                         if colon <= 0 or b"\r" in line or b"\x00" in line or line[:colon].translate(None, TCHAR):
@@ -371,15 +393,25 @@ class _Parser:
 class RequestParser(_Parser):
     """Parses what a client sends: requests, possibly pipelined."""
 
-    __slots__ = ()
+    __slots__ = ("_max_uri",)
     _BAD_STATUS = 400
     _BIG_STATUS = 431
+    _CHUNK_BARE_LF = False
+
+    def __init__(
+        self,
+        max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
+        max_headers: int = DEFAULT_MAX_HEADERS,
+        max_uri_length: int = DEFAULT_MAX_URI_LENGTH,
+    ):
+        super().__init__(max_head_bytes, max_headers)
+        self._max_uri = max_uri_length
 
     def _read_head(self) -> Event:
         head = self._take_head()
         if head is None:
             return self._idle_or_eof()
-        req = parse_request_head(head, self._max_headers)
+        req = parse_request_head(head, self._max_headers, self._max_uri)
         self._after = HEAD
         self._start_body(req.body_kind, req.content_length)
         return req
@@ -405,6 +437,7 @@ class ResponseParser(_Parser):
     __slots__ = ("_methods", "_informational")
     _BAD_STATUS = 502
     _BIG_STATUS = 502
+    _CHUNK_BARE_LF = True  # HAProxy-like leniency towards servers; clients re-parse anyway
 
     def __init__(self, max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES, max_headers: int = DEFAULT_MAX_HEADERS):
         super().__init__(max_head_bytes, max_headers)

@@ -20,6 +20,12 @@ from gproxy.protocol.http_events import RequestHead, ResponseHead
 TCHAR = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Bytes that may not appear in a request-target: controls and space.
 CTL_OR_SP = bytes(range(0x21)) + b"\x7f"
+# Control characters other than HTAB are invalid in field values (RFC 9110
+# 5.5); HAProxy refuses them, and so do we, as parsers disagree about them.
+CTL_NO_HTAB = bytes(range(0x09)) + bytes(range(0x0A, 0x20)) + b"\x7f"
+# A request-target longer than this gets 414 (well below the head size limit,
+# as in common servers; long URIs are mostly scans and cache-busting attacks).
+DEFAULT_MAX_URI_LENGTH = 8192
 # Content-Length beyond 18 digits (about 1 EB) is nonsense and would not fit
 # the peer's 64-bit counters: refuse it rather than carry a huge int around.
 MAX_CONTENT_LENGTH_DIGITS = 18
@@ -28,7 +34,10 @@ KNOWN_METHODS = frozenset(
     (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"CONNECT", b"OPTIONS", b"TRACE", b"PATCH")
 )
 # Headers whose values decide framing or connection handling.
-_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade"))
+# Host is here as RFC 9112 3.2 asks for a 400 on more than one Host line.
+_FRAMING = frozenset(
+    (b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade", b"host")
+)
 
 _V10 = b"HTTP/1.0"
 _V11 = b"HTTP/1.1"
@@ -70,6 +79,9 @@ def split_head(
     lnames = [name.lower() for name, _ in headers]
     if lnames and (b"".join(lnames).translate(None, TCHAR) or b"" in lnames):
         raise ProtocolError(_diagnose(lines), bad_status)
+    joined = b"".join(lines)  # one C-level pass over every value for controls
+    if len(joined.translate(None, CTL_NO_HTAB)) != len(joined):
+        raise ProtocolError("control character in header value", bad_status)
     framing: dict[bytes, list[bytes]] = {}
     for lname in _FRAMING.intersection(lnames):
         if lnames.count(lname) == 1:  # the usual case, found at C speed
@@ -142,17 +154,46 @@ def _codings(values: list[bytes]) -> list[bytes]:
     return [c for c in (t.strip(b" \t") for t in b",".join(values).lower().split(b",")) if c]
 
 
-def parse_request_head(head: bytes, max_headers: int) -> RequestHead:
-    """Parse a complete request head; raise ProtocolError (400/431) if invalid."""
+def _authority(target: bytes) -> bytes | None:
+    """The authority of an absolute-form target (RFC 9112 3.2.2), else None."""
+    lower = target[:8].lower()
+    if lower.startswith(b"http://"):
+        rest = target[7:]
+    elif lower.startswith(b"https://"):
+        rest = target[8:]
+    else:
+        return None
+    for sep in (b"/", b"?", b"#"):
+        rest = rest.split(sep, 1)[0]
+    return rest.rpartition(b"@")[2]
+
+
+def parse_request_head(
+    head: bytes, max_headers: int, max_uri_length: int = DEFAULT_MAX_URI_LENGTH
+) -> RequestHead:
+    """Parse a complete request head; raise ProtocolError (400/414/431) if invalid."""
     first, headers, lnames, framing = split_head(head, max_headers, 400, 431)
     parts = first.split(b" ")
     if len(parts) != 3:
+        # Also HTTP/0.9's "GET /": it has no headers to frame a body with.
         raise ProtocolError("malformed request line")
     method, target, version = parts
     if method not in KNOWN_METHODS and (not method or method.translate(None, TCHAR)):
         raise ProtocolError("invalid request method")
     if not target or len(target.translate(None, CTL_OR_SP)) != len(target):
         raise ProtocolError("invalid request target")
+    if len(target) > max_uri_length:
+        raise ProtocolError(f"request target longer than {max_uri_length} bytes", 414)
+    host = framing.get(b"host")
+    if host is not None:
+        if len(host) > 1:
+            raise ProtocolError("more than one Host header")
+        # RFC 9112 3.2.2 lets a proxy replace Host by the authority of an
+        # absolute-form target; refusing a mismatch (as HAProxy does) leaves
+        # no room for a backend to route on the other one.
+        authority = _authority(target)
+        if authority is not None and authority.lower() != host[0].lower():
+            raise ProtocolError("Host header does not match the request target's authority")
     v11 = _is_http1(version)
     if v11 is None:
         raise ProtocolError("unsupported HTTP version")

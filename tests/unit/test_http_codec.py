@@ -273,12 +273,18 @@ def test_chunked_with_extensions_and_trailers_is_passed_verbatim():
     ])  # fmt: skip
 
 
-def test_chunked_bare_lf_and_codings_list():
-    body = b"3\nabc\n0\n\n"
+def test_chunked_codings_list_and_bare_lf_only_from_servers():
+    body = b"3\r\nabc\r\n0\r\n\r\n"
     data = b"POST / HTTP/1.1\nTransfer-Encoding: gzip, Chunked\n\n" + body
     events = check(request_parser(), data)
     assert events[0][6] == "chunked"
     assert events[1] == ("data", body)
+    # A request's chunked body is forwarded verbatim, so its framing must be
+    # CRLF-only; a server's response may use bare LFs (the client re-parses).
+    check(request_parser(), b"POST / HTTP/1.1\nTransfer-Encoding: chunked\n\n3\nabc\n0\n\n", status=400)
+    lf_body = b"3\nabc\n0\n\n"
+    events = check(response_parser(), b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n" + lf_body, eof_status=502)
+    assert events[1] == ("data", lf_body)
 
 
 def test_large_chunk_is_streamed_not_buffered():
