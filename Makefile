@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit e2e deps bench clean
+.PHONY: demo test unit e2e deps bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ unit: $(STAMP)
 
 e2e: $(STAMP) deps
 	$(PY) -m pytest -q tests/e2e
+
+# Coverage-guided fuzzing of the request parser for FUZZ_SECONDS (atheris if it
+# installs, else the target's plain random loop); findings are written to build/.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(PY) -m pip install -q -e '.[fuzz]' || echo "atheris unavailable: plain random loop"
+	mkdir -p build/fuzz-corpus
+	$(PY) tests/fuzz/fuzz_request_parser.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=build/ build/fuzz-corpus
 
 bench: $(STAMP) deps
 	$(PY) bench/run.py
