@@ -15,6 +15,7 @@ MIB and compares, so the two cannot drift apart.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -174,21 +175,16 @@ def object_oid(enterprise_oid: str, name: str) -> str:
     return f"{enterprise_oid}.{arc}.{sub}.0"
 
 
+_TRANSLATE = {**{ord(c): "_" for c in _SHELL_CHARS}, **{ord(c): " " for c in "\t\r\n"}}
+_NOT_DISPLAYABLE = re.compile(r"[^ -~]")
+
+
 def clean_text(value: object, limit: int = DISPLAY_STRING_MAX) -> str:
     """A DisplayString: printable ASCII, shell-active characters made harmless, cut to `limit`."""
-    out = []
-    for char in str(value):
-        if char in _SHELL_CHARS:
-            out.append("_")
-        elif " " <= char <= "~":
-            out.append(char)
-        elif char in "\t\r\n":
-            out.append(" ")
-        else:
-            out.append("?")
-        if len(out) >= limit:
-            break
-    return "".join(out)
+    text = str(value)[:limit].translate(_TRANSLATE)
+    if text.isascii() and text.isprintable():
+        return text
+    return _NOT_DISPLAYABLE.sub("?", text)
 
 
 def date_and_time(at: float) -> bytes:
@@ -277,8 +273,9 @@ def _admin_state(kind: str, new_status: str) -> str:
     return "drain" if new_status.startswith("DRAIN") else "ready"
 
 
-def to_trap(event: Any, source: str, sender: str, enterprise_oid: str) -> Trap | None:
-    """The notification for `event`, or None if the event is not one that is trapped."""
+def to_trap(event: Any, source: str, sender: str, enterprise_oid: str, environment: bool = True) -> Trap | None:
+    """The notification for `event`, or None if the event is not one that is trapped.
+    Without `environment` (no notify command to run), Trap.environment is left empty."""
     found = _values_for(event, source)
     if found is None:
         return None
@@ -300,7 +297,8 @@ def to_trap(event: Any, source: str, sender: str, enterprise_oid: str) -> Trap |
             value = raw
         varbinds.append(Varbind(obj, object_oid(enterprise_oid, obj), syntax, value))
     return Trap(name=name, oid=notification_oid(enterprise_oid, name), source=source, at=at,
-                varbinds=tuple(varbinds), environment=_environment(event, name, source, sender, values, at))
+                varbinds=tuple(varbinds),
+                environment=_environment(event, name, source, sender, values, at) if environment else ())
 
 
 def _environment(event: Any, name: str, source: str, sender: str, values: dict[str, Any],

@@ -45,6 +45,10 @@ class CommandRunner:
     def start(self) -> None:
         self._thread.start()
 
+    def full(self) -> bool:
+        """Whether a submit now would be dropped (approximate: the thread may take one meanwhile)."""
+        return self._queue.full()
+
     def submit(self, trap: Trap) -> bool:
         """Queue one run; False (and counted) if the queue is full. Never blocks."""
         try:

@@ -127,6 +127,10 @@ class TrapSender:
     def start(self) -> None:
         self._thread.start()
 
+    def full(self) -> bool:
+        """Whether a submit now would be dropped (approximate: the thread may take one meanwhile)."""
+        return self._queue.full()
+
     def submit(self, trap: Trap) -> bool:
         """Queue a trap; False (and counted) if the queue is full. Never blocks."""
         try:

@@ -110,7 +110,7 @@ def test_a_full_queue_is_reported_once_with_a_count():
     for i in range(4):
         notifier.on_event(down(f"s{i}"))
     assert notifier.stats().traps_dropped == 3 and notifier.stats().traps_submitted == 1
-    assert logged == ["SNMP: queue full (1 events waiting): 1 event(s) dropped, the last gproxyServerDown"]
+    assert logged == ["SNMP: queue full (1 events waiting): 1 event(s) dropped (the last: ServerStateChanged)"]
 
 
 def test_unknown_source_is_refused():
