@@ -90,7 +90,8 @@ address = "127.0.0.1:9"
         text += f"""
 [snmp]
 traps = [{{ target = "{target}", version = "v2c", community = "public" }},
-         {{ target = "{target}", version = "v3", user = "nms", auth_protocol = "SHA", auth_key = "bench-auth-key", priv_protocol = "AES", priv_key = "bench-priv-key" }}]
+         {{ target = "{target}", version = "v3", user = "nms", auth_protocol = "SHA", auth_key = "bench-auth-key", \
+priv_protocol = "AES", priv_key = "bench-priv-key" }}]
 """
         if rate_limit is not None:
             text += f"rate_limit = {rate_limit}\n"

@@ -316,7 +316,8 @@ def _parse_engine_id(raw: object, path: str, problems: _Problems) -> str | None:
 
 def _parse_command(raw: object, path: str, problems: _Problems) -> tuple[str, ...]:
     if not isinstance(raw, list) or not raw or not all(isinstance(a, str) for a in raw):
-        problems.add(path, f'expected a non-empty array of strings (["/path/to/program", "arg"...]), got {kind_of(raw)}')
+        problems.add(path, 'expected a non-empty array of strings (["/path/to/program", "arg"...]), '
+                     f"got {kind_of(raw)}")
         return ()
     if not raw[0]:
         problems.add(f"{path}[0]", "the program must not be empty")

@@ -207,7 +207,60 @@ def check_pair(pair: dict[str, ReceivedTrap], trigger: float, **expected: str) -
 def report_latencies(receiver: Snmptrapd) -> None:
     """Printed (pytest -s), never asserted beyond the bound: event -> trap logged, per version."""
     for trap in receiver.traps():
-        print(f"{trap.name:28} {trap.version:4} {trap.latency * 1000:6.0f} ms  {trap.values['gproxySuiteMessage'][:60]}")
+        message = trap.values["gproxySuiteMessage"][:60]
+        print(f"{trap.name:28} {trap.version:4} {trap.latency * 1000:6.0f} ms  {message}")
+
+
+# ------------------------------------------------------------------- every v3 protocol, once
+
+NET_SNMP_AUTH = {"SHA224": "SHA-224", "SHA256": "SHA-256", "SHA384": "SHA-384", "SHA512": "SHA-512"}
+
+
+def test_every_v3_protocol_is_understood_by_snmptrapd(tmp_path):
+    """Each auth and priv protocol the config accepts, against net-snmp's own USM (its AES192/256
+    are the Blumenthal variants, which the sender uses)."""
+    from checks.snmp.mapping import to_trap
+    from checks.snmp.sender import TrapSender
+    from gproxy.events import BackendStateChanged
+    from gsuite.snmp_config import AUTH_PROTOCOLS, PRIV_PROTOCOLS, TrapTarget
+
+    combos = list(zip(AUTH_PROTOCOLS, PRIV_PROTOCOLS + PRIV_PROTOCOLS[-2:]))
+    assert {a for a, _ in combos} == set(AUTH_PROTOCOLS) and {p for _, p in combos} == set(PRIV_PROTOCOLS)
+    engine_id = "0x80007ed904" + b"protocols".hex()
+    port = udp_port()
+    conf = tmp_path / "snmptrapd.conf"
+    conf.write_text("".join(f"createUser -e {engine_id} user{i} {NET_SNMP_AUTH.get(a, a)} auth-key-{i} "
+                            f"{p} priv-key-{i}\nauthUser log user{i} priv\n" for i, (a, p) in enumerate(combos))
+                    + "format2 %P\\n\n")
+    log = tmp_path / "traps.log"
+    trapd = subprocess.Popen([SNMPTRAPD, "-f", "-C", "-c", str(conf), "-m", "", "-Lf", str(log), "-n",
+                              f"udp:127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             env=dict(os.environ, SNMP_PERSISTENT_DIR=str(tmp_path / "persist")))
+    reports: list[str] = []
+    sender = TrapSender(tuple(TrapTarget(host="127.0.0.1", port=port, version="v3", user=f"user{i}",
+                                         auth_protocol=a, auth_key=f"auth-key-{i}", priv_protocol=p,
+                                         priv_key=f"priv-key-{i}") for i, (a, p) in enumerate(combos)),
+                        engine_id, 10, 100, reports.append)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not (log.exists() and "NET-SNMP version" in log.read_text(errors="replace")):
+            assert trapd.poll() is None and time.monotonic() < deadline, "snmptrapd did not start"
+            time.sleep(0.02)
+        sender.start()
+        sender.submit(to_trap(BackendStateChanged(backend="b", up=False, message="m", at=time.time()), "gproxy",
+                              "lb1", DEFAULT_ENTERPRISE_OID))
+        expected = {f"TRAP2, SNMP v3, user user{i}, context" for i in range(len(combos))}
+        while True:
+            got = {line.strip() for line in log.read_text(errors="replace").splitlines()} & expected
+            if got == expected:
+                break
+            assert time.monotonic() < deadline, f"received only {sorted(got)}; {reports}"
+            time.sleep(0.02)
+    finally:
+        sender.close()
+        trapd.terminate()
+        trapd.wait(10)
+    assert reports == [] and sender.stats.sent == len(combos)
 
 
 # ------------------------------------------------------------------------------------- gproxy
@@ -435,9 +488,11 @@ def test_heartbeat_cluster_traps(tmp_path):
         trigger = time.time()
         cluster.start("n1")
         cluster.start("n2")
-        check_pair(receiver.wait("heartbeatNodeJoined", trigger,
-                                 lambda t: t.values["gproxySuiteSender"] == "n2" and t.values["heartbeatNodeName"] == "n1"),
-                   trigger, heartbeatClusterName="snmp-e2e", gproxySuiteMessage="node n1 joined")
+        def n2_saw_n1(trap: ReceivedTrap) -> bool:
+            return (trap.values["gproxySuiteSender"], trap.values["heartbeatNodeName"]) == ("n2", "n1")
+
+        check_pair(receiver.wait("heartbeatNodeJoined", trigger, n2_saw_n1), trigger,
+                   heartbeatClusterName="snmp-e2e", gproxySuiteMessage="node n1 joined")
         cluster.wait_placed("n2", "n1")
 
         # A resource fails where it runs (its state file vanishes: monitor says "not running"), then restarts.

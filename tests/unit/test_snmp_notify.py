@@ -66,7 +66,8 @@ def test_a_failing_command_is_reported_with_its_stderr(tmp_path):
 def test_a_slow_command_is_killed_with_its_children(tmp_path):
     pidfile = tmp_path / "child.pid"
     argv = script(tmp_path, "import subprocess\n"
-                            f"child = subprocess.Popen(['sleep', '60'])\nopen({str(pidfile)!r}, 'w').write(str(child.pid))\n"
+                            "child = subprocess.Popen(['sleep', '60'])\n"
+                            f"open({str(pidfile)!r}, 'w').write(str(child.pid))\n"
                             "time.sleep(60)\n")
     reports = []
     runner = CommandRunner(argv, 300, 10, reports.append)
