@@ -200,7 +200,7 @@ def parse_snmp(raw: object, path: str = "snmp") -> tuple[SnmpConfig | None, list
 
 def _check_users(traps: list[TrapTarget | None], path: str, problems: _Problems) -> None:
     """SNMPv3 finds a user's keys by its name: the same user must have the same keys everywhere."""
-    seen: dict[str, tuple[int, tuple]] = {}
+    seen: dict[str, tuple[int, tuple[str | None, ...]]] = {}
     for index, target in enumerate(traps):
         if target is None or target.version != "v3":
             continue
@@ -261,7 +261,7 @@ def _parse_target(raw: object, path: str, problems: _Problems) -> TrapTarget | N
                       priv_key=strings.get("priv_key"), ipv6=ipv6)
 
 
-def _check_v3(raw: dict, strings: dict[str, str], path: str, problems: _Problems) -> None:
+def _check_v3(raw: dict[str, Any], strings: dict[str, str], path: str, problems: _Problems) -> None:
     if "community" in raw:
         problems.add(f"{path}.community", 'only for version = "v2c" (v3 uses user and keys)')
     if "user" not in raw:

@@ -108,7 +108,7 @@ class CommandRunner:
         return proc.returncode
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """Kill the command and anything it started (it runs in its own session)."""
     try:
         os.killpg(proc.pid, 9)

@@ -67,11 +67,8 @@ PRIV_PROTOCOL_NAMES = {
 def privacy_available() -> bool:
     """pysnmp encrypts with `cryptography`, an optional dependency: without it
     v3 authPriv traps fail (monitoring.md 4.3.1)."""
-    try:
-        import cryptography  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+    return importlib.util.find_spec("cryptography") is not None
 
 
 @dataclass
@@ -314,10 +311,10 @@ class TrapSender:
             seen[1] += 1
 
 
-def _pysnmp_varbinds(trap: Trap) -> list:
+def _pysnmp_varbinds(trap: Trap) -> list[tuple[str, Any]]:
     from pysnmp.proto.rfc1902 import Integer32, ObjectIdentifier, OctetString, Unsigned32
 
-    out: list = [(SNMP_TRAP_OID, ObjectIdentifier(trap.oid))]
+    out: list[tuple[str, Any]] = [(SNMP_TRAP_OID, ObjectIdentifier(trap.oid))]
     for vb in trap.varbinds:
         if vb.syntax == STRING:
             value: Any = OctetString(vb.value)

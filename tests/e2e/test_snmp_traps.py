@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from harness import REPO, BackendProcess, GproxyProcess, free_port, wait_port
+from harness import REPO, BackendProcess, GproxyProcess, free_port
 from gsuite.snmp_config import DEFAULT_ENTERPRISE_OID, default_engine_id
 
 SNMPTRAPD = shutil.which("snmptrapd") or "/usr/sbin/snmptrapd"
