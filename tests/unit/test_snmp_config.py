@@ -203,3 +203,10 @@ def test_heartbeat_loads_snmp():
     with pytest.raises(ConfigError) as err:
         load_string("snmp = 3\n" + CLUSTER)
     assert any(line.startswith("snmp: expected a table") for line in err.value.lines())
+
+
+def test_docs_describe_every_key():
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[2] / "docs" / "snmp.md").read_text()
+    for key in SNMP_KEYS + TRAP_KEYS:
+        assert f"| `{key.key}` |" in text, key.key

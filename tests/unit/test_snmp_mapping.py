@@ -229,3 +229,11 @@ def test_mib_objects_match_the_table():
     assert found == OBJECTS
     assert re.search(r"gproxySuiteMIB MODULE-IDENTITY.*?::=\s*\{\s*enterprises 32473\s*\}", text, re.S)
     assert "ready(1), drain(2), maint(3)" in text
+
+
+def test_docs_describe_every_notification_and_event_name():
+    text = (Path(__file__).resolve().parents[2] / "docs" / "snmp.md").read_text()
+    for name, (number, _) in NOTIFICATIONS.items():
+        assert f"| `{name}` | `.0.{number}` |" in text, name
+    for event in EVENT_NAMES.values():
+        assert f"`{event}`" in text, event
