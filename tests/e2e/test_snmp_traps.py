@@ -551,6 +551,19 @@ def test_heartbeat_cluster_traps(tmp_path):
         time.sleep(QUIET)
         assert receiver.traps("heartbeatFailover", since=trigger) == []
         assert receiver.traps("heartbeatResourceFailed", since=trigger) == []
+
+        # The move is cleared: the cluster places the group again (back on n1), its own decision.
+        trigger = time.time()
+        cluster.heartbeat("clear", "g")
+        check_pair(receiver.wait("heartbeatFailover", trigger), trigger, heartbeatFromNode="n2",
+                   heartbeatToNode="n1")
+        cluster.wait_placed("n2", "n1")
+
+        # n1 is put in standby: the cluster empties it, and says where the resources went.
+        trigger = time.time()
+        cluster.heartbeat("standby", "n1")
+        check_pair(receiver.wait("heartbeatFailover", trigger), trigger, heartbeatResources="d1,d2",
+                   heartbeatFromNode="n1", heartbeatToNode="n2", heartbeatReason="node n1 in standby")
         report_latencies(receiver)
     finally:
         cluster.stop()
