@@ -22,31 +22,39 @@ def _load(path: str):
 
 
 def cmd_check(args) -> int:
+    from gproxy.tls import build_contexts
     try:
         config = _load(args.file)
+        build_contexts(config)  # certificates and keys must be readable and match
     except ConfigError as exc:
         for line in exc.lines():
             print(line, file=sys.stderr)
         return EXIT_USER_ERROR
-    if not args.quiet:
+    if args.dump:
+        from gproxy.config.dump import dump
+        sys.stdout.write(dump(config))
+    elif not args.quiet:
         print(f"Configuration file is valid: {args.file} "
               f"({len(config.frontends)} frontends, {len(config.backends)} backends)")
     return EXIT_OK
 
 
 def cmd_convert(args) -> int:
-    from gproxy.config.convert import haproxy_to_toml
+    """Print the TOML; list what was left out (line and reason) on stderr,
+    which `--strict` makes an error (exit 1, no TOML)."""
+    from gproxy.config.convert import convert_haproxy
     try:
         with open(args.file, encoding="utf-8") as handle:
             text = handle.read()
-        sys.stdout.write(haproxy_to_toml(text))
-    except OSError as exc:
-        print(f"{args.file}: {exc.strerror}", file=sys.stderr)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{args.file}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return EXIT_USER_ERROR
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
+    conversion = convert_haproxy(text, source=args.file)
+    for where, reason in conversion.problems:
+        print(f"{where}: {'error' if args.strict else 'not converted'}: {reason}", file=sys.stderr)
+    if conversion.problems and args.strict:
         return EXIT_USER_ERROR
+    sys.stdout.write(conversion.text)
     return EXIT_OK
 
 
@@ -132,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="validate a configuration file")
     p.add_argument("file")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--dump", action="store_true",
+                   help="print the configuration as understood, as JSON (every default applied, durations in ms)")
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("run", help="run the load balancer")
     p.add_argument("file")
@@ -146,6 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ctl)
     p = sub.add_parser("convert", help="convert an HAProxy configuration to gproxy TOML")
     p.add_argument("file")
+    p.add_argument("--strict", action="store_true",
+                   help="a directive gproxy does not support is an error (default: listed on stderr)")
     p.set_defaults(func=cmd_convert)
     return parser
 

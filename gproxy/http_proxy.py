@@ -25,6 +25,7 @@ from gproxy.errorpages import error_response
 from gproxy.errors import ProtocolError
 from gproxy.logfmt import RequestRecord
 from gproxy.netio import RECV_SIZE, ConnectFailed, close_quietly, connect, peer_closed
+from gproxy.proxy_protocol import build_for_server
 from gproxy.persistence import (
     insert_cookie_value,
     parse_request_cookies,
@@ -46,6 +47,8 @@ from gproxy.dispatch import acquire
 from gproxy.runtime import IDEMPOTENT_METHODS, MAX_IDLE_PER_SERVER, ErrorCapture, ServerRuntime
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
+HSTS_HEADER = b"Strict-Transport-Security"
+HTTPS_REDIRECT_STATUS = 301
 MAX_TURNAROUND_MS = 1000  # HAProxy waits min(timeout connect, 1s) before retrying a server
 
 
@@ -55,6 +58,10 @@ class Abort(Exception):
 
 class HttpSession:
     """One client connection in HTTP mode."""
+
+    # Set by the process layer after the PROXY header and TLS handshake.
+    tls = False  # the client came over TLS (no redirect_to_https; `~` after the frontend in logs)
+    local_address: tuple[str, int] | None = None  # what the client connected to (PROXY header), else the socket's
 
     def __init__(self, ctx, frontend, client: socket.socket, address, log):
         self.ctx = ctx
@@ -79,6 +86,9 @@ class HttpSession:
         self.accept_mono = ctx.clock.mono()
         self.sent_anything = False
         self.stream = None  # set by the process layer: `show sess`, `shutdown sessions`
+        # hsts: our Strict-Transport-Security replaces the server's.
+        self.hsts = b"max-age=%d" % (fe_cfg.hsts // 1000) if fe_cfg.hsts is not None else None
+        self.dropped_response_headers = HOP_BY_HOP | {HSTS_HEADER.lower()} if self.hsts else HOP_BY_HOP
 
     def _wants_xff(self) -> bool:
         ff = self.forwardfor
@@ -111,7 +121,7 @@ class HttpSession:
         rec = RequestRecord()
         rec.client_ip = self.client_ip
         rec.client_port = self.client_port
-        rec.frontend = self.fe.name
+        rec.frontend = self.fe.name + "~" if self.tls else self.fe.name  # HAProxy's %ft
         rec.backend = self.be.name if self.be else self.fe.name
         rec.server = "<NOSRV>"
         start_mono = self.accept_mono if first else clock.mono()
@@ -124,6 +134,8 @@ class HttpSession:
         fe_counters = self.fe.counters
         fe_counters.req_tot += 1
         ctx.process.cum_req += 1
+        if self.fe.cfg.redirect_to_https and not self.tls:
+            return self._redirect_to_https(head, rec, start_mono)
         if self.fe.local_routes is not None:
             # The stats page and the metrics endpoint are answered by gproxy
             # itself (HAProxy's `stats uri`, `<STATS>` in the log).
@@ -135,6 +147,42 @@ class HttpSession:
         finally:
             if self.stream is not None:
                 self.stream.detach()
+
+    def _redirect_to_https(self, head: RequestHead, rec: RequestRecord, start_mono: float) -> bool:
+        """`redirect_to_https`: a 301 to the same path and query over https,
+        logged like HAProxy's redirects (termination LR)."""
+        location = b"https://" + self._https_authority(head) + _origin_form(head.target)
+        keep = head.keep_alive and head.body_kind == "none" and self.mode != "close" \
+            and not self.ctx.process.stopping
+        response = (b"HTTP/1.1 301 Moved Permanently\r\ncontent-length: 0\r\nlocation: " + location
+                    + (b"\r\n\r\n" if keep else b"\r\nconnection: close\r\n\r\n"))
+        self.client.settimeout(self.timeouts.client / 1000.0)
+        try:
+            self.client.sendall(response)
+        except (OSError, socket.timeout):
+            keep = False
+        counters = self.fe.counters
+        counters.count_status(HTTPS_REDIRECT_STATUS)
+        counters.bytes_out += len(response)
+        rec.backend = self.fe.name
+        rec.status = HTTPS_REDIRECT_STATUS
+        rec.bytes_out = len(response)
+        rec.termination = "LR--"
+        self._finish_log(rec, start_mono)
+        return keep
+
+    def _https_authority(self, head: RequestHead) -> bytes:
+        """The Host without its port (the https listener is on 443), else the
+        address the client connected to."""
+        hosts = head.header_values(b"host")
+        if hosts and hosts[0]:
+            host = hosts[0].strip()
+            if host.startswith(b"["):
+                return host[:host.find(b"]") + 1] if b"]" in host else host
+            name, colon, port = host.rpartition(b":")
+            return name if colon and port.isdigit() else host
+        address = (self.local_address or self.client.getsockname())[0]
+        return (f"[{address}]" if ":" in address else address).encode()
 
     # ---- reading the request head -----------------------------------------
     def _read_head(self, first: bool, rec: RequestRecord, start_mono: float) -> RequestHead | None:
@@ -416,14 +464,23 @@ class HttpSession:
 
     def _server_connection(self, server: ServerRuntime, replayable: bool):
         """An idle keep-alive connection to reuse (safe requests only), or a new one."""
-        if replayable:
+        send_proxy = server.cfg.send_proxy
+        if replayable and send_proxy is None:  # a PROXY header binds a connection to its client
             idle = server.idle
             while idle:
                 sock = idle.pop()
                 if not peer_closed(sock):
                     return sock, True
                 close_quietly(sock)
-        return connect(server.host, server.port, self.be.cfg.timeouts.connect), False
+        preamble = b""
+        if send_proxy is not None:
+            local = self.local_address or self.client.getsockname()
+            preamble = build_for_server(send_proxy, (self.client_ip, self.client_port), (local[0], local[1]))
+        sock = connect(server.host, server.port, self.be.cfg.timeouts.connect, server.tls, server.cfg.sni,
+                       preamble)
+        if server.tls is not None:
+            server.counters.ssl_sess += 1
+        return sock, False
 
     def _fail_before_server(self, head, rec, start_mono, status, term) -> None:
         be = self.be
@@ -567,7 +624,8 @@ class HttpSession:
             rec.termination = "SD--"
             return False
         finally:
-            if keep_server and len(server.idle) < MAX_IDLE_PER_SERVER and server.usable:
+            if keep_server and len(server.idle) < MAX_IDLE_PER_SERVER and server.usable \
+                    and server.cfg.send_proxy is None:
                 sock.settimeout(None)
                 server.idle.append(sock)
             else:
@@ -668,9 +726,10 @@ class HttpSession:
         resp_flag = "-"
         out = []
         append = out.append
+        dropped = self.dropped_response_headers
         for name, value in response.headers:
             lname = name.lower()
-            if lname in HOP_BY_HOP:
+            if lname in dropped:
                 continue
             if cookie_cfg is not None and lname == b"set-cookie":
                 if cookie_cfg.mode in ("prefix", "rewrite") and server.cookie:
@@ -694,6 +753,8 @@ class HttpSession:
                         append((b"Cache-Control", b"private"))
             elif resp_flag == "-":
                 resp_flag = "N"
+        if self.hsts is not None:
+            append((HSTS_HEADER, self.hsts))
         if keep_client:
             if head.version == b"HTTP/1.0":
                 append((b"Connection", b"keep-alive"))
@@ -740,6 +801,17 @@ class _ClientTimeout(Exception):
 
 
 _CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D} | {0x7F}
+
+
+def _origin_form(target: bytes) -> bytes:
+    """The path and query of a request target (absolute-form loses its scheme and host)."""
+    if target.startswith(b"/"):
+        return target
+    scheme, sep, rest = target.partition(b"://")
+    if sep:
+        slash = rest.find(b"/")
+        return rest[slash:] if slash >= 0 else b"/"
+    return b"/"
 
 
 def _first_invalid_byte(data: bytes) -> int:

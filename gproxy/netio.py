@@ -1,11 +1,19 @@
-"""Small socket helpers shared by the HTTP and TCP proxy layers (gevent)."""
+"""Small socket helpers shared by the HTTP and TCP proxy layers (gevent).
+
+`connect` opens a server connection: TCP, then the PROXY protocol header of
+a server with `send_proxy`, then the TLS handshake of a server with `ssl`
+(in that order: the header travels in clear, before the ClientHello).
+"""
 
 from __future__ import annotations
 
 import errno
+import select
 import socket as _stdsocket
+from typing import Any
 
 from gevent import socket
+from gevent import ssl
 
 RECV_SIZE = 65536
 # Connect errors that mean "this server is not there": retry/redispatch.
@@ -18,8 +26,34 @@ class ConnectFailed(Exception):
         self.timed_out = timed_out
 
 
-def connect(host: str, port: int, timeout_ms: int) -> socket.socket:
-    """Open a TCP connection to a server; raise ConnectFailed with a reason."""
+def connect(host: str, port: int, timeout_ms: int, tls: Any = None, server_hostname: str | None = None,
+            preamble: bytes = b"") -> socket.socket:
+    """Open a connection to a server; raise ConnectFailed with a reason.
+
+    `preamble` (a PROXY header) is sent first; with `tls` (an SSLContext) the
+    handshake follows, within the same connect timeout, and a failed one is a
+    failed connect (retried, counted in econ)."""
+    sock = _connect_tcp(host, port, timeout_ms)
+    if preamble:
+        try:
+            sock.sendall(preamble)
+        except OSError as exc:
+            sock.close()
+            raise ConnectFailed(exc.strerror or str(exc), timed_out=False) from None
+    if tls is None:
+        return sock
+    try:
+        return tls.wrap_socket(sock, server_hostname=server_hostname)
+    except socket.timeout:
+        sock.close()
+        raise ConnectFailed("SSL handshake timed out", timed_out=True) from None
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        sock.close()
+        detail = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
+        raise ConnectFailed(f"SSL handshake failure ({detail})", timed_out=False) from None
+
+
+def _connect_tcp(host: str, port: int, timeout_ms: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout_ms / 1000.0)
@@ -47,7 +81,12 @@ def close_quietly(sock) -> None:
 
 def shutdown_write(sock) -> None:
     try:
-        sock.shutdown(socket.SHUT_WR)
+        if isinstance(sock, ssl.SSLSocket):
+            # SSLSocket.shutdown() forgets the TLS layer, and the other
+            # direction still reads through it: half-close the TCP socket only.
+            socket.socket.shutdown(sock, socket.SHUT_WR)
+        else:
+            sock.shutdown(socket.SHUT_WR)
     except OSError:
         pass
 
@@ -58,6 +97,16 @@ def peer_closed(sock) -> bool:
     Checked before reusing an idle server connection, so that a keep-alive
     connection the server already dropped is not used for a request.
     """
+    if isinstance(sock, ssl.SSLSocket):
+        # TLS reads take no flags: anything buffered or readable (data, a
+        # close_notify, EOF) means the server moved on.
+        if sock.pending():
+            return True
+        try:
+            readable, _, _ = select.select([sock.fileno()], [], [], 0)
+        except (OSError, ValueError):
+            return True
+        return bool(readable)
     old = sock.gettimeout()
     sock.settimeout(0.0)
     try:

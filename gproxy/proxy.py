@@ -27,7 +27,8 @@ from gproxy.context import Clock, ProxyContext
 from gproxy.health import StartCheck
 from gproxy.events import BackendStateChanged, EventBus, ServerStateChanged
 from gproxy.http_proxy import HttpSession
-from gproxy.listeners import bind_tcp
+from gproxy.listeners import Listener, PreambleError, accept_preamble, bind_tcp, matching_listener
+from gproxy.logfmt import _accept_date as accept_date  # the date of every log line
 from gproxy.logfmt import format_httplog, format_tcplog
 from gproxy.logsink import LogSink
 from gproxy.netio import close_quietly
@@ -35,6 +36,7 @@ from gproxy.runtime import BackendRuntime, FrontendRuntime, ProcessState, Stream
 from gproxy.runtime_api.server import StatsSocketServer, process_facts
 from gproxy.stats_page.routes import LocalRoutes
 from gproxy.tcp_proxy import TcpSession
+from gproxy.tls import TlsContexts, build_contexts
 
 GRACEFUL_STOP_TIMEOUT = 30.0  # seconds a soft stop waits for connections
 
@@ -69,6 +71,7 @@ class Gproxy:
         self.stats_sockets: list[StatsSocketServer] = []
         self._stream_ids = itertools.count(1)
         self.notifier = None  # the SNMP notifier, when [snmp] is configured (started in start())
+        self.tls: TlsContexts | None = None  # certificates read by load_tls() (a reload builds new ones)
         self.bus.subscribe(ServerStateChanged, self._on_server_change)
         self.bus.subscribe(BackendStateChanged, self._on_backend_change)
 
@@ -107,8 +110,31 @@ class Gproxy:
         return lambda rec: log_record(rec, formatter)
 
     # ---- lifecycle -----------------------------------------------------------
+    def load_tls(self, contexts: TlsContexts | None = None) -> None:
+        """Read the certificates and keys (ConfigError naming the file if one
+        cannot be used), or take `contexts` built by the caller (a reload
+        validates the new configuration with gproxy.tls.build_contexts first)."""
+        if contexts is None and self.tls is not None:
+            return
+        self.tls = contexts or build_contexts(self.config)
+        for backend in self.backends.values():
+            for server in backend.servers:
+                server.tls = self.tls.servers.get((backend.name, server.name))
+
+    def _listener(self, fe: FrontendRuntime, sock) -> Listener:
+        """A listening socket's bind options, TLS context and log name."""
+        assert self.tls is not None
+        listeners = tuple(Listener(bind, self.tls.binds.get((fe.name, index)), str(index + 1))
+                          for index, bind in enumerate(fe.cfg.listeners))
+        try:
+            found = matching_listener(listeners, sock.getsockname())
+        except OSError:
+            found = None
+        return found or listeners[0]
+
     def bind(self) -> None:
         """Bind every listener (before daemonizing, so errors are visible)."""
+        self.load_tls()
         for fe in self.frontends.values():
             for address in fe.cfg.bind:
                 self.listening.append((fe, bind_tcp(address)))
@@ -132,9 +158,10 @@ class Gproxy:
         self._start_notifier()
         if not self.listening:
             self.bind()
+        self.load_tls()
         for fe, sock in self.listening:
             handler = partial(self._handle, fe, self._access_logger(fe),
-                              HttpSession if fe.cfg.mode == "http" else TcpSession)
+                              HttpSession if fe.cfg.mode == "http" else TcpSession, self._listener(fe, sock))
             server = StreamServer(sock, handle=handler, spawn=Pool(max(1, fe.maxconn)))
             server.start()
             self.servers.append(server)
@@ -183,7 +210,7 @@ class Gproxy:
     def _check_result(self, server, outcome) -> None:
         server.check_done(outcome, self.clock.wall())
 
-    def _handle(self, fe: FrontendRuntime, log, session_class, client, address) -> None:
+    def _handle(self, fe: FrontendRuntime, log, session_class, listener: Listener, client, address) -> None:
         process = self.process
         counters = fe.counters
         # Head and body go out in separate writes: without TCP_NODELAY,
@@ -195,21 +222,58 @@ class Gproxy:
         with self._conn_slots:
             process.cur_conns += 1
             process.cum_conns += 1
-            counters.enter(self.clock.wall())
             counters.conn_tot += 1
-            stream = Stream(next(self._stream_ids), fe.name, f"{address[0]}:{address[1]}",
-                            self.clock.wall(), partial(_shutdown_client, client))
-            process.streams[stream.id] = stream
+            sock, local, tls, entered = client, None, False, False
             try:
-                session = session_class(self.ctx, fe, client, address, log)
-                session.stream = stream  # the session attaches it to its server (shutdown sessions)
-                session.run()
+                if listener.tls is not None or listener.bind.accept_proxy:
+                    # PROXY header and TLS handshake: a failure closes the
+                    # connection before any session exists (nothing reaches a server).
+                    try:
+                        accepted = accept_preamble(client, address, listener, fe.cfg.timeouts.client / 1000.0)
+                    except PreambleError as exc:
+                        self._preamble_failed(fe, listener, address, exc)
+                        return
+                    sock, address, local, tls = accepted.sock, accepted.client, accepted.local, accepted.tls
+                    if tls:
+                        counters.ssl_sess += 1
+                counters.enter(self.clock.wall())
+                entered = True
+                stream = Stream(next(self._stream_ids), fe.name, f"{address[0]}:{address[1]}",
+                                self.clock.wall(), partial(_shutdown_client, sock))
+                process.streams[stream.id] = stream
+                try:
+                    session = session_class(self.ctx, fe, sock, address, log)
+                    session.stream = stream  # the session attaches it to its server (shutdown sessions)
+                    session.tls, session.local_address = tls, local
+                    session.run()
+                finally:
+                    stream.detach()
+                    del process.streams[stream.id]
             finally:
-                stream.detach()
-                del process.streams[stream.id]
-                counters.cur -= 1
+                if entered:
+                    counters.cur -= 1
                 process.cur_conns -= 1
+                if sock is not client:
+                    close_quietly(sock)
                 close_quietly(client)
+
+    def _preamble_failed(self, fe: FrontendRuntime, listener: Listener, address, exc: PreambleError) -> None:
+        """Count and log a connection lost before its session, as HAProxy does:
+        `client [date] frontend/bind: reason` (a client that sent nothing is
+        neither counted as a failure nor logged with dontlognull)."""
+        counters = fe.counters
+        if not exc.empty:
+            if exc.kind == "ssl":
+                counters.ssl_failed_handshake += 1
+            else:
+                counters.proxy_failed += 1
+                counters.err_req += 1
+        if exc.empty and fe.cfg.log.dontlognull:
+            return
+        sink = self._sink(fe.cfg.log.targets)
+        if sink is not None:
+            sink.log_message(f"{address[0]}:{address[1]} [{accept_date(self.clock.wall())}] "
+                             f"{fe.name}/{listener.name}: {exc}", "info")
 
     def serve_forever(self) -> None:
         self.start()

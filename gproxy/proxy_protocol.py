@@ -29,7 +29,7 @@ from gproxy.errors import ProtocolError
 
 __all__ = [
     "NEED_DATA", "V1_MAX_LENGTH", "V2_SIGNATURE", "ProxyHeader", "ProxyHeaderError",
-    "build_v1", "build_v2", "build_v2_local", "parse_header",
+    "build_for_server", "build_v1", "build_v2", "build_v2_local", "parse_header",
 ]
 
 
@@ -275,3 +275,12 @@ def build_v2(source: Endpoint, destination: Endpoint, tlvs: tuple[tuple[int, byt
 def build_v2_local() -> bytes:
     """A v2 LOCAL header: the sender's own connection (a health check)."""
     return V2_SIGNATURE + bytes([(_V2_VERSION << 4) | _V2_LOCAL, 0]) + struct.pack("!H", 0)
+
+
+def build_for_server(version: str, source: Endpoint, destination: Endpoint) -> bytes:
+    """The header a server with `send_proxy = version` ("v1" or "v2") gets."""
+    if version == "v1":
+        return build_v1(source, destination)
+    if version == "v2":
+        return build_v2(source, destination)
+    raise ValueError(f"unknown PROXY protocol version {version!r}")

@@ -36,6 +36,8 @@ class Counters:
         "err_req", "err_conn", "err_resp", "retries", "redispatches", "hrsp",
         "cli_abrt", "srv_abrt", "lbtot", "req_tot", "conn_tot", "last_sess",
         "qmax", "q_time_sum", "c_time_sum", "r_time_sum", "t_time_sum", "timed",
+        # HAProxy's ssl stats module; proxy_failed: garbage PROXY headers (also in err_req).
+        "ssl_sess", "ssl_reused_sess", "ssl_failed_handshake", "proxy_failed",
     )
 
     def __init__(self) -> None:
@@ -57,6 +59,7 @@ class Counters:
         self.last_sess = 0.0
         self.q_time_sum = self.c_time_sum = self.r_time_sum = self.t_time_sum = 0
         self.timed = 0
+        self.ssl_sess = self.ssl_reused_sess = self.ssl_failed_handshake = self.proxy_failed = 0
 
     def count_status(self, status: int) -> None:
         index = status // 100 - 1
@@ -91,6 +94,7 @@ class ServerRuntime:
         self.queue: collections.deque[Waiter] = collections.deque()
         self.idle: list = []  # idle keep-alive sockets to this server
         self.checker = None  # set by the process layer when checks run
+        self.tls = None  # the ssl.SSLContext of a server with `ssl` (set by the process layer)
         self.streams: set[Stream] = set()  # client streams holding a slot here (shutdown sessions)
 
     # The balancer reads these two attributes.

@@ -9,10 +9,15 @@ from gproxy.dispatch import acquire
 from gproxy.http_proxy import MAX_TURNAROUND_MS
 from gproxy.logfmt import RequestRecord
 from gproxy.netio import ConnectFailed, close_quietly, connect
+from gproxy.proxy_protocol import build_for_server
 from gproxy.tunnel import relay
 
 
 class TcpSession:
+    # Set by the process layer after the PROXY header and TLS handshake.
+    tls = False  # the client came over TLS (`~` after the frontend in logs)
+    local_address: tuple[str, int] | None = None  # what the client connected to, else the socket's
+
     def __init__(self, ctx, frontend, client, address, log):
         self.ctx = ctx
         self.fe = frontend
@@ -29,7 +34,7 @@ class TcpSession:
         rec = RequestRecord()
         rec.client_ip, rec.client_port = self.address[0], self.address[1]
         rec.accept_time = clock.wall()
-        rec.frontend = fe.name
+        rec.frontend = fe.name + "~" if self.tls else fe.name  # HAProxy's %ft
         rec.backend = be.name if be else fe.name
         rec.server = "<NOSRV>"
         start = clock.mono()
@@ -55,7 +60,8 @@ class TcpSession:
             rec.server = server.name
             t_c = clock.mono()
             try:
-                sock = connect(server.host, server.port, cfg.timeouts.connect)
+                sock = connect(server.host, server.port, cfg.timeouts.connect, server.tls, server.cfg.sni,
+                               self._proxy_header(server))
             except ConnectFailed as exc:
                 server.counters.err_conn += 1
                 be.counters.err_conn += 1
@@ -78,6 +84,8 @@ class TcpSession:
                     gevent.sleep(min(cfg.timeouts.connect, MAX_TURNAROUND_MS) / 1000.0)
                 continue
             rec.t_connect = int((clock.mono() - t_c) * 1000)
+            if server.tls is not None:
+                server.counters.ssl_sess += 1
         rec.retries, rec.redispatched = retries, redispatched
         stream = getattr(self, "stream", None)
         if stream is not None:
@@ -113,6 +121,13 @@ class TcpSession:
             rec.termination = "--"
         if not (fe.cfg.log.dontlognull and result.up == 0 and result.down == 0):
             self._log(rec, start)
+
+    def _proxy_header(self, server) -> bytes:
+        """The PROXY header a server with `send_proxy` gets first (b"" otherwise)."""
+        if server.cfg.send_proxy is None:
+            return b""
+        local = self.local_address or self.client.getsockname()
+        return build_for_server(server.cfg.send_proxy, (self.address[0], self.address[1]), (local[0], local[1]))
 
     def _log(self, rec: RequestRecord, start: float) -> None:
         rec.t_active = int((self.ctx.clock.mono() - start) * 1000)

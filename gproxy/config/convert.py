@@ -5,8 +5,10 @@ setting's `haproxy` spelling and older `aliases`, e.g. `contimeout`), and
 their arguments read by the setting's type; directives whose syntax has
 arguments of their own (bind, log, balance, cookie, option httpchk, option
 forwardfor, server lines...) have a handler here. Anything else is collected
-with its line number and raised as one ConfigError: a conversion never drops
-a directive silently.
+with its line number and a reason: `convert_haproxy` returns the TOML of what
+it understood together with that list (`gproxy convert` prints the list on
+stderr), `haproxy_to_toml` raises it as one ConfigError (`--strict`). Either
+way a conversion never drops a directive silently.
 
 `toml_to_haproxy` writes a loaded `Config` back as haproxy.cfg, so that
 HAProxy itself (`haproxy -c -f`) can cross-check what gproxy understood.
@@ -22,8 +24,18 @@ from typing import Any, Callable
 
 import tomli_w
 
-from gproxy.config.model import BackendConfig, Config, FrontendConfig, LogSettings, LogTarget, Timeouts
+from gproxy.config.model import (
+    BackendConfig,
+    BindConfig,
+    Config,
+    FrontendConfig,
+    LogSettings,
+    LogTarget,
+    ServerConfig,
+    Timeouts,
+)
 from gproxy.config.schema import (
+    BIND,
     BOTH,
     COOKIE,
     DEFAULT_SERVER,
@@ -41,6 +53,7 @@ from gproxy.config.schema import (
     Setting,
 )
 from gproxy.config.types import (
+    BindList,
     Bool,
     Choice,
     Duration,
@@ -64,7 +77,14 @@ _SIMPLE_TYPES = (Bool, Int, Duration, Str, Choice, FileMode, UserOrId)
 _BARE_KEY_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 _ESCAPES = {"r": "\r", "n": "\n", "t": "\t"}
 # Proxy settings whose HAProxy syntax needs a handler of its own.
-_CUSTOM_PROXY_KEYS = {"balance", "balance_uri_whole", "connection_mode", "log", "stats", "prometheus"}
+_CUSTOM_PROXY_KEYS = {"balance", "balance_uri_whole", "connection_mode", "log", "stats", "prometheus",
+                      "redirect_to_https", "hsts"}
+# Server keywords that do not map one word to one key.
+_SEND_PROXY = {"send-proxy": "v1", "send-proxy-v2": "v2"}
+_SNI_RE = re.compile(r"^str\((.+)\)$")
+_HSTS_RE = re.compile(r"^max-age=(\d+)(;.*)?$")
+# `http-request redirect scheme https [code 301] [if !{ ssl_fc }]`: what redirect_to_https does.
+_REDIRECT_HTTPS = (["redirect", "scheme", "https"], [["code", "301"], ["if", "!{", "ssl_fc", "}"]])
 _CONNECTION_OPTIONS = {
     "http-keep-alive": "keep-alive",
     "http-server-close": "server-close",
@@ -77,6 +97,16 @@ _IGNORED_SOCKET_WORDS = (("expose-fd", "listeners"),)  # gproxy's master passes 
 
 class _Unsupported(Exception):
     """One directive that cannot be converted; becomes one line of the ConfigError."""
+
+
+class _Partial(_Unsupported):
+    """An option of a server or bind line that cannot be converted: `values`
+    holds the options read before it, which the line keeps (the server or
+    address is not lost); the option and the rest of the line are left out."""
+
+    def __init__(self, reason: str, values: dict[str, Any]):
+        super().__init__(reason)
+        self.values = values
 
 
 # --- reading haproxy.cfg ----------------------------------------------------------
@@ -337,6 +367,8 @@ class _Converter:
     def handlers(self) -> dict[str, Callable[[_CfgSection, list[str]], None]]:
         return {
             "bind": lambda s, w: self.bind(s, w[1:]),
+            "http-request": self.http_request,
+            "http-response": self.http_response,
             "log": self.proxy_log,
             "balance": self.balance,
             "cookie": self.cookie,
@@ -373,14 +405,47 @@ class _Converter:
             raise _Unsupported(f"bind is not allowed in a {section.kind} section")
         if not args:
             raise _Unsupported("bind: expected an address")
-        if len(args) > 1:
-            raise _Unsupported(f"bind: option {show(args[1])} is not supported")
+        partial: _Partial | None = None
+        try:
+            options = self.bind_options(args[1:])
+        except _Partial as exc:
+            options, partial = exc.values, exc
         for address in args[0].split(","):
             try:
                 parse_address(address, bind=True)
             except ValueError as exc:
                 raise _Unsupported(f"bind: {exc}") from None
-            section.values.setdefault("bind", []).append(address)
+            # A plain address stays a string; with options it becomes a [bind] table.
+            section.values.setdefault("bind", []).append({"address": address, **options} if options else address)
+        if partial is not None:
+            raise partial
+
+    @staticmethod
+    def bind_options(words: list[str]) -> dict[str, Any]:
+        """`ssl crt F [crt G] alpn a,b ssl-min-ver V ciphers C accept-proxy`."""
+        options: dict[str, Any] = {}
+        keys = {s.haproxy: s for s in BIND.settings if s.key != "address"}
+        while words:
+            word = words.pop(0)
+            setting = keys.get(word)
+            if setting is None:
+                raise _Partial(f"bind: option {show(word)} is not supported", options)
+            if isinstance(setting.type, Bool):
+                options[setting.key] = True
+                continue
+            if not words:
+                raise _Partial(f"bind: {word} needs a value", options)
+            value = words.pop(0)
+            if setting.key == "crt":
+                options.setdefault("crt", []).append(value)
+            elif setting.key == "alpn":
+                options["alpn"] = value.split(",")
+            else:
+                try:
+                    options[setting.key] = _typed(setting, [value], f"bind {word}")
+                except _Unsupported as exc:
+                    raise _Partial(str(exc), options) from None
+        return options
 
     def proxy_log(self, section: _CfgSection, words: list[str]) -> None:
         if words[1:] == ["global"]:
@@ -475,6 +540,36 @@ class _Converter:
         else:
             raise _Unsupported(f"unsupported directive {show('http-check ' + ' '.join(args[:2]))}")
 
+    def http_request(self, section: _CfgSection, words: list[str]) -> None:
+        """Only the redirect to https that `redirect_to_https` stands for."""
+        action, options = _REDIRECT_HTTPS
+        rest = words[1:]
+        if rest[:3] != action:
+            raise _Unsupported(f"unsupported directive {show(' '.join(words[:3]))}")
+        rest = rest[3:]
+        for option in options:
+            if rest[:len(option)] == option:
+                rest = rest[len(option):]
+        if rest:
+            raise _Unsupported(f"http-request redirect scheme https: {show(' '.join(rest))} is not supported "
+                               "(gproxy redirects with 301 every request that came without TLS)")
+        if section.kind == "backend":
+            raise _Unsupported("http-request redirect is only supported in a frontend or listen section")
+        section.values["redirect_to_https"] = True
+
+    def http_response(self, section: _CfgSection, words: list[str]) -> None:
+        """Only `set-header Strict-Transport-Security "max-age=N..."` (what `hsts` adds)."""
+        rest = words[1:]
+        if len(rest) == 3 and rest[0] in ("set-header", "add-header") and \
+                rest[1].lower() == "strict-transport-security":
+            match = _HSTS_RE.match(rest[2].replace(" ", ""))
+            if match and not match.group(2) and section.kind != "backend":
+                section.values["hsts"] = format_duration(int(match.group(1)) * 1000)
+                return
+            raise _Unsupported("http-response set-header Strict-Transport-Security: only "
+                               '"max-age=<seconds>" in a frontend or listen is supported')
+        raise _Unsupported(f"unsupported directive {show(' '.join(words[:2]))}")
+
     def forwardfor(self, section: _CfgSection, words: list[str]) -> None:
         rest = words[2:]
         fwd: dict[str, Any] = {}
@@ -505,25 +600,49 @@ class _Converter:
         except ValueError as exc:
             raise _Unsupported(f"server {words[1]}: {exc}") from None
         server = {"name": words[1], "address": address}
-        server.update(self.server_keywords(words[3:], f"server {words[1]}"))
-        section.values.setdefault("server", []).append(server)
+        servers = section.values.setdefault("server", [])
+        servers.append(server)
+        try:
+            server.update(self.server_keywords(words[3:], f"server {words[1]}"))
+        except _Partial as exc:
+            server.update(exc.values)
+            raise
 
     def default_server(self, section: _CfgSection, words: list[str]) -> None:
         self.require_backend(section, "default-server")
-        section.values.setdefault("default_server", {}).update(self.server_keywords(words[1:], "default-server"))
+        defaults = section.values.setdefault("default_server", {})
+        try:
+            defaults.update(self.server_keywords(words[1:], "default-server"))
+        except _Partial as exc:
+            defaults.update(exc.values)
+            raise
 
     @staticmethod
     def server_keywords(words: list[str], what: str) -> dict[str, Any]:
         values: dict[str, Any] = {}
         while words:
+            if words[0] in _SEND_PROXY:
+                values["send_proxy"] = _SEND_PROXY[words[0]]
+                words = words[1:]
+                continue
+            if words[0] == "sni" and len(words) > 1:
+                match = _SNI_RE.match(words[1])
+                if match is None:
+                    raise _Partial(f"{what}: sni {show(words[1])} is not supported (only sni str(<name>))", values)
+                values["sni"] = match.group(1)
+                words = words[2:]
+                continue
             found = _lookup(_SERVER_KEYWORDS, words[:1])
             if found is None:
-                raise _Unsupported(f"{what}: option {show(words[0])} is not supported")
+                raise _Partial(f"{what}: option {show(words[0])} is not supported", values)
             (path, setting), _ = found
             arity = 0 if isinstance(setting.type, Bool) else 1
             if len(words) < 1 + arity:
-                raise _Unsupported(f"{what}: {words[0]} needs a value")
-            values[path[-1]] = _typed(setting, words[1:1 + arity], f"{what} {words[0]}")
+                raise _Partial(f"{what}: {words[0]} needs a value", values)
+            try:
+                values[path[-1]] = _typed(setting, words[1:1 + arity], f"{what} {words[0]}")
+            except _Unsupported as exc:
+                raise _Partial(str(exc), values) from None
             words = words[1 + arity:]
         return values
 
@@ -550,6 +669,9 @@ def _format(value: Any, typ: Any) -> str:
         return _inline_table(value, typ.section)
     if isinstance(typ, TableList) and isinstance(value, list):
         return "[" + ", ".join(_inline_table(item, typ.section) for item in value) + "]"
+    if isinstance(typ, BindList) and isinstance(value, list):
+        return "[" + ", ".join(_inline_table(item, BIND) if isinstance(item, dict) else _string(item)
+                               for item in value) + "]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int) and isinstance(typ, FileMode):
@@ -617,14 +739,30 @@ def _fold(defaults: dict[str, Any], own: dict[str, Any], sides: frozenset[str]) 
     return folded
 
 
+@dataclass(frozen=True)
+class Conversion:
+    """What `gproxy convert` produced: the TOML of every directive it
+    understood, and the (where, reason) of each one it did not."""
+
+    text: str
+    problems: tuple[tuple[str, str], ...]
+
+
 def haproxy_to_toml(cfg_text: str, source: str | None = None) -> str:
     """Convert haproxy.cfg text to gproxy TOML; raise ConfigError listing each
     line that could not be converted, as "line N" (or "SOURCE:N" when the
-    file name is given)."""
+    file name is given). This is `gproxy convert --strict`."""
+    conversion = convert_haproxy(cfg_text, source)
+    if conversion.problems:
+        raise ConfigError(list(conversion.problems))
+    return conversion.text
+
+
+def convert_haproxy(cfg_text: str, source: str | None = None) -> Conversion:
+    """Convert haproxy.cfg text; unsupported lines are left out of the TOML
+    and listed in `problems`."""
     converter = _Converter(source)
     sections = converter.run(cfg_text)
-    if converter.problems:
-        raise ConfigError(converter.problems)
     for section in sections:  # http-check lines complete the httpchk of their section
         if section.httpchk_extra:
             base = section.values.get("httpchk")
@@ -656,7 +794,7 @@ def haproxy_to_toml(cfg_text: str, source: str | None = None) -> str:
         chunks.append(_table_text(f"{proxy.kind}.{_key(proxy.name)}", values, PROXY))
     text = "\n".join(chunks)
     tomllib.loads(text)  # what we write must read back; a failure here is a bug
-    return text
+    return Conversion(text, tuple(converter.problems))
 
 
 # --- writing haproxy.cfg ---------------------------------------------------------------
@@ -765,16 +903,46 @@ def _backend_lines(be: BackendConfig) -> list[str]:
     if be.fullconn:
         lines.append(f"fullconn {be.fullconn}")
     for srv in be.servers:
-        words = [f"server {srv.name} {srv.address}"]
-        for setting in DEFAULT_SERVER.settings:
-            value = getattr(srv, "check_port" if setting.key == "port" else setting.key)
-            if value is None or value == setting.default:
-                continue
-            typ = setting.type
-            assert isinstance(typ, ValueType)
-            words.append(str(setting.haproxy) if isinstance(typ, Bool) else f"{setting.haproxy} {typ.to_haproxy(value)}")
-        lines.append(" ".join(words))
+        lines.append(" ".join([f"server {srv.name} {srv.address}"] + _server_words(srv)))
     return lines
+
+
+def _server_words(srv: ServerConfig) -> list[str]:
+    words = []
+    for setting in DEFAULT_SERVER.settings:
+        value = getattr(srv, "check_port" if setting.key == "port" else setting.key)
+        if value is None or value == setting.default:
+            continue
+        typ = setting.type
+        assert isinstance(typ, ValueType)
+        if setting.key == "send_proxy":
+            words.append({v: k for k, v in _SEND_PROXY.items()}[value])
+        elif setting.key == "sni":
+            words.append(f"sni str({value})")
+        elif setting.key in ("verify", "ca_file") and not srv.ssl:
+            continue
+        else:
+            words.append(str(setting.haproxy) if isinstance(typ, Bool) else f"{setting.haproxy} {typ.to_haproxy(value)}")
+    if srv.ssl and srv.verify == "required":
+        words.append("verify required")
+        if srv.ca_file is None:
+            words.append("ca-file @system-ca")  # gproxy's default: the system's CAs
+    return words
+
+
+def _bind_line(bind: BindConfig) -> str:
+    words = [f"bind {bind.address}"]
+    if bind.ssl:
+        words.append("ssl")
+        words += [f"crt {path}" for path in bind.crt]
+        if bind.alpn:
+            words.append("alpn " + ",".join(bind.alpn))
+        words.append(f"ssl-min-ver {bind.ssl_min_ver}")
+        if bind.ciphers:
+            words.append(f"ciphers {bind.ciphers}")
+    if bind.accept_proxy:
+        words.append("accept-proxy")
+    return " ".join(words)
 
 
 def toml_to_haproxy(config: Config) -> str:
@@ -795,8 +963,12 @@ def toml_to_haproxy(config: Config) -> str:
         assert proxy is not None
         lines = [f"mode {proxy.mode}"]
         if frontend:
-            lines += [f"bind {address}" for address in frontend.bind]
+            lines += [_bind_line(bind) for bind in frontend.listeners]
             lines.append(f"maxconn {frontend.maxconn}")
+            if frontend.redirect_to_https:
+                lines.append("http-request redirect scheme https code 301 if !{ ssl_fc }")
+            if frontend.hsts is not None:
+                lines.append(f'http-response set-header Strict-Transport-Security "max-age={frontend.hsts // 1000}"')
             if kind == "frontend" and frontend.default_backend:
                 lines.append(f"default_backend {frontend.default_backend}")
         lines += _log_lines(proxy.log, sides)

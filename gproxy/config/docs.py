@@ -12,6 +12,7 @@ from typing import Any
 from gproxy.config.schema import (
     ALL_SECTIONS,
     BACKEND,
+    BIND,
     BOTH,
     COOKIE,
     DEFAULT_SERVER,
@@ -211,6 +212,7 @@ _LOCATIONS: tuple[tuple[Section, str], ...] = (
     (STATS_SOCKET, "`global.stats_socket`"),
     (TUNE, "`global.tune`"),
     (PROXY, "`[defaults]`, `[frontend.NAME]`, `[backend.NAME]`, `[listen.NAME]`"),
+    (BIND, "items of a frontend's or listen's `bind` array"),
     (TIMEOUT, "`timeout = { ... }` in a proxy or `[defaults]`"),
     (SERVER, "`[[backend.NAME.server]]`, `[[listen.NAME.server]]`"),
     (DEFAULT_SERVER, "`default_server = { ... }` in a backend, listen or `[defaults]`"),

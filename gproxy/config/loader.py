@@ -21,6 +21,7 @@ from typing import Any
 
 from gproxy.config.model import (
     BackendConfig,
+    BindConfig,
     Config,
     CookieConfig,
     ForwardFor,
@@ -35,6 +36,7 @@ from gproxy.config.model import (
     Tune,
 )
 from gproxy.config.schema import (
+    BIND,
     COOKIE,
     DEFAULT_SERVER,
     FORWARDFOR,
@@ -54,9 +56,16 @@ from gproxy.config.schema import (
     Section,
     Setting,
 )
-from gproxy.config.types import Table, TableList, ValueType, kind_of, show
+from gproxy.config.types import BindList, Table, TableList, ValueType, kind_of, parse_address, show
 from gproxy.errors import ConfigError
 from gsuite.snmp_config import SnmpConfig, parse_snmp
+
+# What an HTTP frontend may offer through ALPN: gproxy speaks HTTP/1.x only.
+HTTP_ALPN = ("http/1.1", "http/1.0")
+# Bind keys that mean something only when the bind terminates TLS.
+_TLS_BIND_KEYS = ("crt", "alpn", "ssl_min_ver", "ciphers")
+# Server keys that mean something only when the server is reached over TLS.
+_TLS_SERVER_KEYS = ("ca_file", "sni")
 
 # HAProxy numbers its internal GLOBAL proxy 1, so user proxies start at 2
 # (the iid column of `show stat`).
@@ -179,6 +188,10 @@ class _Loader:
     def has_problem(self, path: str) -> bool:
         return any(p == path for p, _ in self.problems)
 
+    def has_problem_under(self, path: str) -> bool:
+        """A problem at `path` or inside it (`path.key`, `path[0]...`)."""
+        return any(p == path or p.startswith((path + ".", path + "[")) for p, _ in self.problems)
+
     # --- the whole document ---------------------------------------------------
 
     def load(self, data: dict[str, Any]) -> Config:
@@ -282,6 +295,8 @@ class _Loader:
             return _INVALID if values is None else values
         if isinstance(typ, TableList):
             return self.table_list(raw, typ, path)
+        if isinstance(typ, BindList):
+            return self.bind_list(raw, path)
         try:
             return typ.parse(raw)
         except ValueError as exc:
@@ -305,6 +320,52 @@ class _Loader:
             return _INVALID
         # Invalid items stay as None so that indexes (and server ids) keep their place.
         return [self.table(item, typ.section, f"{path}[{i}]") for i, item in enumerate(raw)]
+
+    def bind_list(self, raw: object, path: str) -> Any:
+        """`bind`: plain "addr:port" strings and [bind] tables, in order. Returns
+        one dict of BIND keys per address, or _INVALID if any item is wrong."""
+        items = [raw] if isinstance(raw, (str, dict)) else raw
+        if not isinstance(items, list) or not items:
+            self.problem(path, f'expected an array of addresses such as ["*:80"], got {kind_of(raw)}')
+            return _INVALID
+        binds: list[dict[str, Any]] = []
+        reasons: list[str] = []
+        valid = True
+        for index, item in enumerate(items):
+            if isinstance(item, dict):
+                item_path = f"{path}[{index}]"
+                values = self.table(item, BIND, item_path)
+                if values is None or "address" not in values or not self.check_bind(values, item_path):
+                    valid = False
+                elif not self.has_problem_under(item_path):
+                    binds.append(values)
+                else:
+                    valid = False
+                continue
+            try:
+                if not isinstance(item, str):
+                    raise ValueError(f'expected an address "addr:port" or a table, got {kind_of(item)}')
+                binds.append({"address": parse_address(item, bind=True)})
+            except ValueError as exc:
+                reasons.append(str(exc))
+        if reasons:
+            # One line for every bad plain address, as `gproxy check` always said it.
+            self.problem(path, "; ".join(reasons))
+        return binds if valid and not reasons else _INVALID
+
+    def check_bind(self, values: dict[str, Any], path: str) -> bool:
+        """TLS keys need ssl = true, and ssl = true needs a certificate."""
+        ok = True
+        if values.get("ssl"):
+            if not values.get("crt"):
+                self.problem(f"{path}.crt", "missing: a bind with ssl = true needs a certificate")
+                ok = False
+        else:
+            for key in _TLS_BIND_KEYS:
+                if key in values:
+                    self.problem(f"{path}.{key}", "only applies with ssl = true")
+                    ok = False
+        return ok
 
     def unknown_key(self, path: str, key: str, section: Section) -> None:
         if section is PROXY and TIMEOUT.get(key) is not None:
@@ -449,15 +510,31 @@ class _Loader:
         settings = _with_defaults(FORWARDFOR, values)
         return ForwardFor(header=settings["header"], except_net=settings["except"], if_none=settings["if_none"])
 
+    def build_binds(self, proxy: _Proxy, eff: dict[str, Any]) -> tuple[BindConfig, ...]:
+        binds = []
+        for index, values in enumerate(eff["bind"] or ()):
+            settings = _with_defaults(BIND, values)
+            if eff["mode"] == "http":
+                for protocol in settings["alpn"]:
+                    if protocol not in HTTP_ALPN:
+                        self.problem(f"{proxy.path}.bind[{index}].alpn",
+                                     f'{show(protocol)}: an HTTP frontend speaks HTTP/1.x only (offer "http/1.1")')
+            binds.append(BindConfig(**settings))
+        return tuple(binds)
+
     def build_frontend(self, proxy: _Proxy, proxy_id: int, global_: GlobalConfig) -> FrontendConfig:
         eff = _with_defaults(PROXY, proxy.eff)
-        if not eff["bind"] and not self.has_problem(f"{proxy.path}.bind"):
+        if not eff["bind"] and not self.has_problem_under(f"{proxy.path}.bind"):
             self.problem(f"{proxy.path}.bind", "missing: a frontend needs at least one address to listen on")
+        binds = self.build_binds(proxy, eff)
         return FrontendConfig(
             name=proxy.name,
             id=proxy_id,
             mode=eff["mode"],
-            bind=eff["bind"] or (),
+            bind=tuple(b.address for b in binds),
+            binds=binds,
+            hsts=eff["hsts"],
+            redirect_to_https=eff["redirect_to_https"],
             default_backend=proxy.name if proxy.kind == "listen" else eff["default_backend"],
             maxconn=eff["maxconn"],
             timeouts=Timeouts(**_with_defaults(TIMEOUT, eff["timeout"])),
@@ -508,6 +585,10 @@ class _Loader:
             if "address" not in own:
                 continue
             settings = {**server_defaults, **own}
+            if not settings["ssl"]:
+                for key in _TLS_SERVER_KEYS:
+                    if key in own:
+                        self.problem(f"{proxy.path}.server[{index}].{key}", "only applies with ssl = true")
             servers.append(ServerConfig(
                 name=name,
                 address=own["address"],
@@ -525,6 +606,11 @@ class _Loader:
                 maxconn=settings["maxconn"],
                 maxqueue=settings["maxqueue"],
                 disabled=settings["disabled"],
+                ssl=settings["ssl"],
+                verify=settings["verify"],
+                ca_file=settings["ca_file"],
+                sni=settings["sni"],
+                send_proxy=settings["send_proxy"],
             ))
         return tuple(servers)
 

@@ -22,6 +22,9 @@ ConnectionMode = Literal["keep-alive", "server-close", "close"]
 Balance = Literal["roundrobin", "static-rr", "leastconn", "source", "first", "uri"]
 CookieMode = Literal["insert", "prefix", "rewrite"]
 Level = Literal["user", "operator", "admin"]
+TlsVersion = Literal["TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"]
+Verify = Literal["none", "required"]
+ProxyProtocolVersion = Literal["v1", "v2"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,21 @@ class Address:
 
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class BindConfig:
+    """One listening address and what its connections go through before HTTP
+    or TCP: a PROXY protocol header (`accept_proxy`), then a TLS handshake
+    (`ssl`). docs/tls.md tells the whole story."""
+
+    address: Address
+    ssl: bool = False
+    crt: tuple[str, ...] = ()  # PEM files; the first is the default, the others chosen by SNI
+    alpn: tuple[str, ...] = ()  # ALPN protocols offered, most preferred first
+    ssl_min_ver: TlsVersion = "TLSv1.2"
+    ciphers: str | None = None  # None: gproxy's modern list (gproxy.tls.MODERN_CIPHERS)
+    accept_proxy: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +190,11 @@ class ServerConfig:
     maxconn: int = 0  # 0: no limit
     maxqueue: int = 0  # 0: no limit
     disabled: bool = False  # starts in MAINT (HAProxy's `disabled`)
+    ssl: bool = False  # talk TLS to the server
+    verify: Verify = "required"  # check its certificate (against ca_file, else the system's CAs)
+    ca_file: str | None = None
+    sni: str | None = None  # server name sent in the handshake, and checked when verifying
+    send_proxy: ProxyProtocolVersion | None = None  # a PROXY header first on each connection
 
     @property
     def eff_fastinter(self) -> int:
@@ -209,6 +232,15 @@ class FrontendConfig:
     # `stats = {...}` and `prometheus = {...}` come with the runtime API issue.
     stats: dict | None = None
     prometheus: dict | None = None
+    # `bind` with every option; empty when built without them (then `listeners` derives them).
+    binds: tuple[BindConfig, ...] = ()
+    hsts: int | None = None  # ms: Strict-Transport-Security max-age on every response
+    redirect_to_https: bool = False  # 301 to https:// for requests received without TLS
+
+    @property
+    def listeners(self) -> tuple[BindConfig, ...]:
+        """Each bind address with its options (plain addresses have none)."""
+        return self.binds or tuple(BindConfig(address) for address in self.bind)
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,9 @@ class Section:
         return {s.key: s.default for s in self.settings}
 
 
+TLS_VERSIONS = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
+
+
 def _token(what: str) -> Str:
     return Str(what, TOKEN_PATTERN, " (letters, digits and !#$%&'*+-.^_`|~ only)")
 
@@ -156,6 +159,29 @@ GLOBAL = Section("global", "[global]", "Process-wide settings.", (
 ))
 
 # --- proxy tables ---------------------------------------------------------------
+
+BIND = Section("bind", "bind", (
+    'One listening address written as a table, for TLS and the PROXY protocol; a plain '
+    '"addr:port" string is the same as `{ address = "addr:port" }`. See docs/tls.md.'), (
+    Setting("address", AddressType(bind=True), 'Address as "host:port" ("*:443" or ":443": all).',
+            required=True, haproxy="bind <addr:port>"),
+    Setting("ssl", Bool(), "Terminate TLS on this address (needs `crt`).", False, haproxy="ssl"),
+    Setting("crt", StrList(), (
+        "PEM file(s), each holding a certificate, its chain and its key (or the key in FILE.key); "
+        "a directory stands for its *.pem files. With several, the name the client asks for (SNI) "
+        "picks one; the first is the default."), (), haproxy="crt"),
+    Setting("alpn", StrList(), 'Protocols offered through ALPN, most preferred first (e.g. ["http/1.1"]).', (),
+            haproxy="alpn"),
+    Setting("ssl_min_ver", Choice(TLS_VERSIONS), "Oldest TLS version accepted.", "TLSv1.2",
+            haproxy="ssl-min-ver"),
+    Setting("ciphers", Str("cipher list"),
+            "OpenSSL cipher list for TLS 1.2 and older (default: ECDHE with AES-GCM or ChaCha20).",
+            haproxy="ciphers"),
+    Setting("accept_proxy", Bool(), (
+        "Every connection starts with a PROXY protocol header (v1 or v2), as sent by a TLS terminator "
+        "or load balancer in front; the client address it names is the one logged, forwarded and hashed."),
+        False, haproxy="accept-proxy"),
+))
 
 class Credentials(StrList):
     """`stats.auth`: "user:password" strings (HAProxy's `stats auth`). Errors
@@ -277,6 +303,20 @@ _SERVER_TUNABLES = (
     Setting("maxqueue", Int(0), "Most requests waiting for it; beyond, they are redispatched. 0: no limit.",
             0, haproxy="maxqueue"),
     Setting("disabled", Bool(), "Start in maintenance (MAINT).", False, haproxy="disabled"),
+    Setting("ssl", Bool(), "Talk TLS to the server (its health checks too, unless `port` sends them elsewhere).",
+            False, haproxy="ssl"),
+    Setting("verify", Choice(("none", "required")),
+            "With `ssl`: `required` checks the server's certificate against `ca_file` (or the system's "
+            "CAs) and, when `sni` is set, its name; `none` accepts any certificate.", "required",
+            haproxy="verify"),
+    Setting("ca_file", Str("path"), "With `ssl`: PEM file of the CAs that sign the server's certificate.",
+            haproxy="ca-file"),
+    Setting("sni", Str("host name"), "With `ssl`: the server name sent in the handshake (SNI).",
+            haproxy="sni str(<name>)"),
+    Setting("send_proxy", Choice(("v1", "v2")),
+            "Open each connection with a PROXY protocol header naming the client, in text (`v1`) or "
+            "binary (`v2`); the connection then serves that client only.",
+            haproxy="send-proxy|send-proxy-v2"),
 )
 
 SERVER = Section("server", "server", (
@@ -295,7 +335,9 @@ PROXY = Section("proxy", "proxy settings", (
     "a `[listen]` has both sides."), (
     Setting("mode", Choice(("http", "tcp")), "Protocol: `http` parses requests, `tcp` forwards bytes. "
             "HAProxy's default is tcp, so `gproxy convert` always writes the mode.", "http", haproxy="mode"),
-    Setting("bind", BindList(), 'Addresses to listen on, e.g. ["*:80", "[::1]:8080"] ("*:80" or ":80": all).',
+    Setting("bind", BindList(), (
+        'Addresses to listen on, e.g. ["*:80", "[::1]:8080"] ("*:80" or ":80": all); an item may be a '
+        '[bind](#bind) table for TLS or the PROXY protocol.'),
             haproxy="bind", scope=FRONTEND, in_defaults=False),
     Setting("default_backend", PROXY_NAME, "The backend (or listen) this frontend sends requests to.",
             haproxy="default_backend", scope=FRONTEND),
@@ -319,6 +361,14 @@ PROXY = Section("proxy", "proxy settings", (
             haproxy="option http-keep-alive|http-server-close|httpclose", http_only=True),
     Setting("forwardfor", Table(FORWARDFOR, switch=True), "Add X-Forwarded-For.",
             haproxy="option forwardfor", http_only=True),
+    Setting("redirect_to_https", Bool(),
+            "Answer requests that came without TLS with a 301 to the same path in https (the port-80 listener).",
+            False, haproxy="http-request redirect scheme https code 301 if !{ ssl_fc }", scope=FRONTEND,
+            http_only=True),
+    Setting("hsts", Duration(minimum=0),
+            "Add `Strict-Transport-Security: max-age=<seconds>` to every response (unset: none).",
+            haproxy='http-response set-header Strict-Transport-Security "max-age=<seconds>"',
+            scope=FRONTEND, http_only=True),
     Setting("stats", Table(STATS_PAGE), "The statistics page served by this frontend.",
             haproxy="stats", scope=FRONTEND, http_only=True),
     Setting("prometheus", Table(PROMETHEUS), "The Prometheus exporter served by this frontend.",
@@ -351,5 +401,5 @@ PROXY_KINDS = ("listen", "frontend", "backend")
 TOP_LEVEL = ("global", "defaults", "snmp") + PROXY_KINDS  # [snmp]: gsuite.snmp_config checks it
 SIDES = {"listen": BOTH, "frontend": FRONTEND, "backend": BACKEND, "defaults": BOTH}
 
-ALL_SECTIONS = (GLOBAL, TUNE, LOG_TARGET, STATS_SOCKET, PROXY, TIMEOUT, COOKIE, HTTPCHK, FORWARDFOR,
+ALL_SECTIONS = (GLOBAL, TUNE, LOG_TARGET, STATS_SOCKET, PROXY, BIND, TIMEOUT, COOKIE, HTTPCHK, FORWARDFOR,
                 SERVER, DEFAULT_SERVER, STATS_PAGE, PROMETHEUS)

@@ -202,10 +202,13 @@ class AddressType(ValueType):
 
 
 class BindList(ValueType):
-    """The addresses a frontend listens on: ["addr:port", ...] (a lone string is accepted)."""
+    """The addresses a frontend listens on: ["addr:port", ...] (a lone string is
+    accepted). Items may also be tables of schema.BIND (TLS, PROXY protocol):
+    the loader walks those, so their problems get full key paths; `parse` here
+    checks the plain-string form."""
 
     def describe(self) -> str:
-        return 'array of "addr:port"'
+        return 'array of "addr:port" or of tables ([bind](#bind))'
 
     def parse(self, value: object) -> tuple[Address, ...]:
         items = [value] if isinstance(value, str) else value

@@ -2,8 +2,9 @@
 
 The header is HAProxy's: the 100 static fields, the three `agg_*` fields,
 the `-` marker that ends the static part, then the columns of HAProxy's
-ssl, h2 and h1 stats modules (always zero here: gproxy speaks neither TLS
-nor HTTP/2, but tools that parse by position still find their columns).
+ssl, h2 and h1 stats modules (the ssl columns count TLS sessions and failed
+handshakes; h2 and h1 stay zero, but tools that parse by position still find
+their columns).
 Every line ends with a comma; the answer ends with an empty line.
 
 Each row is built as a list of values, one per column, None where HAProxy
@@ -172,8 +173,13 @@ HEADER = "# " + ",".join(FIELD_NAMES) + ",\n"
 TYPE_FRONTEND, TYPE_BACKEND, TYPE_SERVER = 1, 2, 4
 # The `type` column and the first letter of a typed line.
 _OBJ = {"F": 0, "B": 1, "S": 2}
-_MODULES_FE_BE = (0,) * 24  # ssl (3), h2 (13), h1 (8) counters
-_MODULES_SRV = (0, 0, 0) + (None,) * 21  # servers only carry the ssl module
+_OTHER_MODULES_FE_BE = (0,) * 21  # h2 (13), h1 (8) counters: gproxy speaks neither module's protocol
+_OTHER_MODULES_SRV = (None,) * 21  # servers only carry the ssl module
+
+
+def _ssl_module(c) -> tuple[int, int, int]:
+    """ssl_sess, ssl_reused_sess, ssl_failed_handshake."""
+    return c.ssl_sess, c.ssl_reused_sess, c.ssl_failed_handshake
 
 
 @dataclass(frozen=True)
@@ -216,7 +222,7 @@ def frontend_row(fe: FrontendRuntime, proxy_id: int, stopping: bool) -> list:
         None, None, None, None, None, None, None, None, None, None, None, None, None, None, None,
         None, None, None, None, None, fe.cfg.mode, None, 0, 0, c.conn_tot, on_http, 0, 0, 0,
         None, None, on_http, on_http, None, None, None, None, None, None, 0,
-        None, None, None, None, None, None, None, None, "-", *_MODULES_FE_BE,
+        None, None, None, None, None, None, None, None, "-", *_ssl_module(c), *_OTHER_MODULES_FE_BE,
     ]
 
 
@@ -250,7 +256,7 @@ def backend_row(be: BackendRuntime, now: float, show_legends: bool, filtered: bo
         _avg(c.t_time_sum, c.timed), None, None, None, None, None, None, None, None, None, None, None,
         None, cookie, cfg.mode, algo, None, None, None, None, None, None, 0, 0, 0,
         on_http, on_http, None, None, 0, 0, 0, 0, 0, None, None, None, None, weight, 0, 0, 0,
-        "-", *_MODULES_FE_BE,
+        "-", *_ssl_module(c), *_OTHER_MODULES_FE_BE,
     ]
 
 
@@ -288,7 +294,7 @@ def server_row(srv: ServerRuntime, now: float, show_legends: bool) -> list:
         server_addr(srv) if show_legends else None, cookie, srv.backend.cfg.mode, None,
         None, None, None, None, None, None, 0, 0, 0, None, None, len(srv.idle), None, 0, 0, 0, 0, 0,
         len(srv.idle), 0, c.cur, 1 if health.last_outcome is not None else 0, srv.weight, None, None, None,
-        "-", *_MODULES_SRV,
+        "-", *_ssl_module(c), *_OTHER_MODULES_SRV,
     ]
 
 

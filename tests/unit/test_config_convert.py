@@ -66,7 +66,7 @@ def test_unsupported_directives_are_listed_with_line_numbers() -> None:
     assert conversion_problems((CONFIGS / "unsupported.cfg").read_text()) == [
         ("line 3", 'unsupported directive "nbthread 4" in global'),
         ("line 7", 'unsupported directive "option abortonclose" in defaults'),
-        ("line 11", 'bind: option "ssl" is not supported'),
+        ("line 11", 'bind: option "tfo" is not supported'),
         ("line 15", 'balance: algorithm "random" is not supported'),
         ("line 16", 'server a: option "slowstart" is not supported'),
     ]

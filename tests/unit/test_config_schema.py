@@ -87,7 +87,7 @@ def test_every_model_field_has_a_setting() -> None:
     server_fields = {f.name for f in dataclasses.fields(model.ServerConfig)} - {"id"}
     assert server_fields <= {RENAMED.get(k, k) for k in SERVER.keys()}
     for cls in (model.BackendConfig, model.FrontendConfig):
-        derived = {"name", "id", "servers", "timeouts", "log", "is_listen", "uri_whole"}
+        derived = {"name", "id", "servers", "timeouts", "log", "is_listen", "uri_whole", "binds"}
         proxy_fields = {f.name for f in dataclasses.fields(cls)} - derived
         assert proxy_fields <= set(PROXY.keys()), cls.__name__
 

@@ -1,0 +1,60 @@
+"""`gproxy check --dump FILE`: the configuration as gproxy understood it.
+
+A loaded `Config` is written as JSON with every default applied: a value
+HAProxy derives from another one (`timeout.http_request` from `client`,
+`fastinter` from `inter`...) is shown resolved, durations are integers in
+milliseconds, addresses "host:port" strings, and keys come in the model's
+order. Two files that mean the same thing (a TOML and the conversion of an
+haproxy.cfg, say) dump to the same text, which is what administrators and
+the conversion tests compare. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import json
+from typing import Any
+
+from gproxy.config.model import Address, Config
+
+# Fields left out: where the file came from says nothing about what it means,
+# and a frontend's `binds` is shown as its `bind` (each address with its options).
+_SKIPPED_FIELDS = frozenset({"source", "binds"})
+# Model names that only avoid a Python keyword.
+_RENAMED = {"global_": "global"}
+# A field that is None while an `eff_<name>` property resolves it.
+_EFFECTIVE_PREFIX = "eff_"
+
+
+def to_plain(value: Any) -> Any:
+    """A JSON-ready copy of a config value (dataclasses become objects)."""
+    if isinstance(value, Address):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(value):
+            if field.name in _SKIPPED_FIELDS:
+                continue
+            item = getattr(value, field.name)
+            if item is None and hasattr(type(value), _EFFECTIVE_PREFIX + field.name):
+                item = getattr(value, _EFFECTIVE_PREFIX + field.name)
+            if field.name == "bind" and hasattr(value, "listeners"):
+                item = value.listeners
+            out[_RENAMED.get(field.name, field.name)] = to_plain(item)
+        return out
+    if isinstance(value, dict):
+        return {str(key): to_plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [to_plain(item) for item in value]
+        return sorted(items, key=json.dumps) if isinstance(value, (set, frozenset)) else items
+    if isinstance(value, (ipaddress.IPv4Network, ipaddress.IPv6Network)):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def dump(config: Config) -> str:
+    """The JSON text `gproxy check --dump` prints (ends with a newline)."""
+    return json.dumps(to_plain(config), indent=2) + "\n"
