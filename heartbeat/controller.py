@@ -51,6 +51,7 @@ from heartbeat.model import (
 
 MAX_REMEMBERED_ACTIONS = 256
 FENCE_RETRY_S = 10.0  # a failed fencing is tried again after this long
+SETTLE_KEEPALIVES = 1.5  # after nodes join, hear each of them once before deciding
 ACTION_GRACE_MS = 2000  # beyond an operation's own timeout before the DC gives up on a result
 HARD_RCS = frozenset({2, 3, 5})  # OCF args/unimplemented/not installed: ban the node
 FATAL_RC = 6  # OCF not configured: stop everywhere
@@ -126,6 +127,7 @@ class Controller:
         self.fencing: dict[str, dict] = {}  # node -> last fencing result {"state", "at", "reason"}
         self.quorum = self._compute_quorum()
         self._inquorate_step: set[str] = set()  # local action ids run without a DC
+        self.settle_until = 0.0  # the DC decides nothing before this (nodes just joined)
 
     # ---- membership and identity ------------------------------------------
     @property
@@ -149,6 +151,10 @@ class Controller:
         self.quorum = self._compute_quorum()
         if before.have != self.quorum.have:
             self.publish("quorum", {"node": self.local, **self.quorum.as_dict()})
+            if self.quorum.have:
+                # A healed partition brings its nodes back within about one keepalive:
+                # hear each of them (and what runs there) before placing anything.
+                self.settle_until = self.clock() + SETTLE_KEEPALIVES * self.config.keepalive / 1000.0
             self.steps = []
             self.pending.clear()
             self.transition_failed = False
@@ -397,7 +403,7 @@ class Controller:
         if not self.may_manage:
             self._enforce_without_quorum(now)
             return
-        if not self.is_dc or not self.ready(now):
+        if not self.is_dc or not self.ready(now) or now < self.settle_until:
             return
         self._drive_fencing(now)
         self._expire_pending(now)

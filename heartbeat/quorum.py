@@ -64,14 +64,13 @@ def compute(config: ClusterConfig, partition: frozenset[str], local: str, *, rea
     peer = next(n.name for n in config.nodes if n.name != local)
     mine = reach or 0
     theirs = (peer_reach or {}).get(peer)
-    if theirs is None or mine > theirs:
-        return Quorum(True, votes, expected, f"tie-breaker won: {mine} ping targets, peer {_shown(theirs)}")
-    if mine < theirs:
+    if theirs is not None and mine > theirs:
+        return Quorum(True, votes, expected, f"tie-breaker won: {mine} ping targets, peer {theirs}")
+    if theirs is not None and mine < theirs:
         return Quorum(False, votes, expected, f"tie-breaker lost: {mine} ping targets, peer {theirs}")
+    # Equal, or a peer never heard (Corosync's wait_for_all spirit: a node that
+    # has not seen its peer does not assume it is the better side): the preferred node.
     won = preferred_node(config) == local
-    return Quorum(won, votes, expected, f"tie-breaker {'won' if won else 'lost'}: {mine} ping targets each, "
+    counts = f"{mine} ping targets each" if theirs is not None else "peer never heard"
+    return Quorum(won, votes, expected, f"tie-breaker {'won' if won else 'lost'}: {counts}, "
                   f"preferred node {preferred_node(config)}")
-
-
-def _shown(count: int | None) -> str:
-    return "never reported" if count is None else str(count)

@@ -4,11 +4,12 @@
 # wrk as the load generator, socat as the admins' usual socket client,
 # resource-agents (ocf-tester, IPaddr2) and stunnel4 for the cluster,
 # nagios4 to run the shipped checks under a real Nagios, chromium to load
-# the stats page in a real browser).
+# the stats page in a real browser, nftables to cut links between cluster
+# namespaces in the partition tests).
 # Idempotent: packages already present are not touched, and apt-get update
 # runs only when something is missing. Needs root (CI runs as root).
 set -euo pipefail
-PACKAGES=(haproxy nginx-light wrk socat iproute2 curl resource-agents libxml2-utils procps stunnel4 nagios4 snmptrapd snmp smitools snmptt chromium)
+PACKAGES=(haproxy nginx-light wrk socat iproute2 curl resource-agents libxml2-utils procps stunnel4 nagios4 snmptrapd snmp smitools snmptt chromium nftables)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

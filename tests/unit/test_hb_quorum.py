@@ -60,6 +60,9 @@ def test_ping_tie_breaker_equal_goes_to_the_preferred_node():
     assert not quorum.compute(config, frozenset({"n1"}), "n1", reach=1, peer_reach={"n2": 1}).have
     plain = cluster(2, ping=("192.0.2.1",))
     assert quorum.preferred_node(plain) == "n1"  # no constraints: file order
+    # A peer never heard counts as a tie: only the preferred node runs alone.
+    assert quorum.compute(plain, frozenset({"n1"}), "n1", reach=1).have
+    assert not quorum.compute(plain, frozenset({"n2"}), "n2", reach=1).have
 
 
 # ---- configuration ---------------------------------------------------------------
@@ -199,6 +202,7 @@ def test_fencing_before_takeover_and_its_failure_blocks():
     h = Harness(config, local="n2")
     c = h.controller
     c.set_online(frozenset({"n1", "n2", "n3"}))
+    h.now += 2  # past the settling time that follows gaining quorum
     c.on_message("hb", "n1", {"lrm_seq": 1, "resources": [{"resource": "a", "state": "started"},
                                                           {"resource": "b", "state": "started"}]})
     c.set_online(frozenset({"n2", "n3"}), lost=("n1",))
@@ -222,6 +226,7 @@ def test_no_fencing_configured_takes_over_at_once():
     h = Harness(cluster(3), local="n2")
     c = h.controller
     c.set_online(frozenset({"n1", "n2", "n3"}))
+    h.now += 2
     c.on_message("hb", "n1", {"lrm_seq": 1, "resources": [{"resource": "a", "state": "started"}]})
     c.set_online(frozenset({"n2", "n3"}), lost=("n1",))
     c.pulse()
@@ -240,3 +245,18 @@ def test_status_reports_quorum_and_fencing():
     assert doc["fencing"] == {"n1": {"state": "failed", "at": 5.0, "reason": "fence exited 1"}}
     text = render_text(doc)
     assert "Partition WITHOUT quorum: 1 of 3 votes" in text and "Fencing of n1: failed (fence exited 1)" in text
+
+
+def test_a_dc_that_just_gained_quorum_waits_to_hear_the_rejoining_nodes():
+    h = Harness(cluster(3, keepalive=200), local="n1")
+    c = h.controller
+    c.set_online(frozenset({"n1", "n2"}))  # 2 of 3: quorum regained
+    c.pulse()
+    assert h.executed == []  # n3 may still report that it runs the group
+    h.now += 0.2
+    c.on_message("hb", "n3", {"lrm_seq": 1, "resources": [{"resource": "a", "state": "started"},
+                                                          {"resource": "b", "state": "started"}]})
+    c.set_online(frozenset({"n1", "n2", "n3"}))
+    h.now += 0.2
+    c.pulse()
+    assert h.executed == [] and c.last_transition is not None and c.last_transition.actions == ()

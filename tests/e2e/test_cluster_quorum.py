@@ -1,0 +1,294 @@
+"""Partitions with real processes: heartbeat nodes in network namespaces,
+links cut with nftables inside the namespaces.
+
+- Two nodes with a ping tie-breaker (the target: the root namespace's bridge
+  address): when the link between them is cut, exactly one holds the VIP
+  (IPaddr2, checked with `ip addr` in every namespace).
+- Five nodes split 3/2: the resources run only on the 3 side; healing gives
+  one CIB (the highest version) everywhere and restarts nothing that did
+  not need it.
+
+`MiniCluster` (N nodes, a group of an IPaddr2 VIP and a Dummy) is shared
+with test_cluster_scale.py.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from harness import REPO
+from netns import Lab, can_use_netns
+
+OK, WHY = can_use_netns()
+pytestmark = [pytest.mark.skipif(not OK, reason=WHY),
+              pytest.mark.skipif(shutil.which("nft") is None, reason="nftables (nft) is not installed")]
+
+VENV_BIN = Path(sys.executable).parent
+CUT_TABLE = "hbcut"
+
+
+class MiniCluster:
+    """N heartbeat nodes n0..n{N-1}, one per namespace of `lab`, sharing a
+    group `svc` = [vip (IPaddr2), app (Dummy)]."""
+
+    def __init__(self, tmp: Path, lab: Lab, *, keepalive: str = "200ms", deadtime: str = "1s",
+                 initdead: str = "2s", resources: bool = True, **cluster_options):
+        self.tmp = tmp
+        self.lab = lab
+        self.names = [f"n{i}" for i in range(len(lab.namespaces))]
+        self.vip = lab.address_for(100)
+        self.procs: dict[int, subprocess.Popen] = {}
+        authkey = tmp / "authkey"
+        authkey.write_text("auth 1\n1 sha256 e2e-quorum-secret\n")
+        authkey.chmod(0o600)
+        cluster = {"name": "quorum-e2e", "keepalive": keepalive, "deadtime": deadtime, "initdead": initdead,
+                   "auth_key_file": str(authkey), "status_socket": f"{tmp}/{{node}}.sock",
+                   "state_dir": f"{tmp}/state", **cluster_options}
+        doc: dict = {"cluster": cluster,
+                     "node": [{"name": name, "addresses": [address]}
+                              for name, address in zip(self.names, lab.addresses)]}
+        if resources:
+            doc["resource"] = [
+                {"id": "vip", "agent": "ocf:heartbeat:IPaddr2",
+                 "params": {"ip": self.vip, "cidr_netmask": "24", "nic": "eth0"},
+                 "monitor": {"interval": "1s", "timeout": "10s"}},
+                {"id": "app", "agent": "ocf:heartbeat:Dummy", "params": {"state": f"{tmp}/app-{{node}}.state"},
+                 "monitor": {"interval": "1s", "timeout": "10s"}},
+            ]
+            doc["group"] = [{"id": "svc", "resources": ["vip", "app"]}]
+        self.path = tmp / "cluster.toml"
+        self.path.write_text(tomli_w.dumps(doc))
+
+    # ---- processes ----------------------------------------------------------------
+    def start(self, index: int) -> None:
+        log = open(self.tmp / f"{self.names[index]}.log", "ab")
+        self.procs[index] = self.lab.popen(index, [str(VENV_BIN / "python"), "-m", "heartbeat", "run",
+                                                  str(self.path), "--node", self.names[index]],
+                                           stdout=log, stderr=log, cwd=REPO)
+
+    def start_all(self) -> None:
+        for index in range(len(self.names)):
+            self.start(index)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def log(self, index: int) -> str:
+        path = self.tmp / f"{self.names[index]}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {name}\n{self.log(i)[-2500:]}" for i, name in enumerate(self.names))
+
+    # ---- status -------------------------------------------------------------------
+    def status(self, index: int, timeout: float = 5) -> dict:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        with sock:
+            sock.connect(str(self.tmp / f"{self.names[index]}.sock"))
+            sock.sendall(b'{"cmd": "status"}\n')
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def ask(self, index: int, request: dict) -> dict:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(15)
+        with sock:
+            sock.connect(str(self.tmp / f"{self.names[index]}.sock"))
+            sock.sendall(json.dumps(request).encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+        return json.loads(data)
+
+    def try_status(self, index: int) -> dict | None:
+        try:
+            return self.status(index)
+        except (OSError, ValueError):
+            return None
+
+    def wait(self, what: str, predicate, timeout: float = 20, interval: float = 0.1):
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(interval)
+        raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
+
+    def placement(self, index: int) -> dict[str, str | None] | None:
+        doc = self.try_status(index)
+        if doc is None:
+            return None
+        return {r["id"]: (r["node"] if r["state"] == "started" else None) for r in doc["resources"]}
+
+    def vip_holders(self) -> list[str]:
+        """Names of the nodes whose eth0 carries the VIP, from `ip addr` in each namespace."""
+        holders = []
+        for index, name in enumerate(self.names):
+            out = self.lab.run(index, ["ip", "-4", "-o", "addr", "show", "dev", "eth0"]).stdout
+            if f" {self.vip}/" in out:
+                holders.append(name)
+        return holders
+
+    def starts(self, index: int, resource: str) -> int:
+        """How many times `resource` was started on node `index` (its log)."""
+        return self.log(index).count(f"start {resource}: rc=0")
+
+    # ---- partitions -----------------------------------------------------------------
+    def cut(self, index: int, peers: list[int]) -> None:
+        """Drop every packet between node `index` and `peers`, in node `index`'s namespace."""
+        addresses = ", ".join(self.lab.addresses[p] for p in peers)
+        script = (f"table inet {CUT_TABLE} {{\n"
+                  f"  chain input {{ type filter hook input priority 0; ip saddr {{ {addresses} }} drop; }}\n"
+                  f"  chain output {{ type filter hook output priority 0; ip daddr {{ {addresses} }} drop; }}\n"
+                  f"}}\n")
+        result = self.lab.run(index, ["nft", "-f", "-"], input=script)
+        assert result.returncode == 0, result.stderr
+
+    def heal(self, index: int) -> None:
+        self.lab.run(index, ["nft", "delete", "table", "inet", CUT_TABLE])
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    made: list[tuple[Lab, MiniCluster]] = []
+
+    def make(nodes: int, **options) -> MiniCluster:
+        lab = Lab(nodes)
+        made.append((lab, None))
+        cluster = MiniCluster(tmp_path, lab, **options)
+        made[-1] = (lab, cluster)
+        return cluster
+
+    yield make
+    for lab, cluster in made:
+        try:
+            if cluster is not None:
+                cluster.stop()
+        finally:
+            lab.close()
+
+
+def _all_on(cluster: MiniCluster, index: int, node: str):
+    placement = cluster.placement(index)
+    return placement if placement and set(placement.values()) == {node} else None
+
+
+def test_two_node_cut_leaves_exactly_one_vip(make_cluster):
+    cluster = make_cluster(2, ping=[])
+    # The ping target is the root namespace's bridge address: both nodes reach it
+    # through their own veth, whatever happens between them.
+    cluster.path.write_text(cluster.path.read_text().replace("ping = []", f'ping = ["{cluster.lab.gateway}"]'))
+    cluster.start_all()
+    cluster.wait("svc on n0", lambda: _all_on(cluster, 0, "n0"))
+    cluster.wait("both nodes online on both", lambda: all(
+        (d := cluster.try_status(i)) and {n["state"] for n in d["nodes"]} == {"online"} for i in (0, 1)))
+    time.sleep(1.5)  # a probe round: each node has heard the other's reach
+    assert cluster.vip_holders() == ["n0"]
+    assert cluster.status(1)["quorum"]["have"] is True
+
+    # Cut the link between the nodes only: equal reach (1 target each), n0 is preferred.
+    cluster.cut(0, [1])
+    cluster.wait("n1 to lose the peer and quorum",
+                 lambda: (doc := cluster.try_status(1)) and doc["quorum"]["have"] is False and doc["dc"] is None)
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:  # several deadtimes: the loser never takes the VIP
+        assert cluster.vip_holders() == ["n0"], cluster.logs()
+        time.sleep(0.2)
+    doc0 = cluster.status(0)
+    assert doc0["quorum"]["have"] and doc0["dc"] == "n0"
+    assert "tie-breaker won" in doc0["quorum"]["reason"]
+
+    # Heal, then move the group to n1 (the non-preferred node) and cut again:
+    # the tie goes to n0, which takes the group; n1 stops it.
+    cluster.heal(0)
+    cluster.wait("one DC again", lambda: all((d := cluster.try_status(i)) and d["dc"] == "n0" for i in (0, 1)))
+    assert cluster.ask(0, {"cmd": "move", "resource": "svc", "node": "n1"}) == {"ok": True}
+    cluster.wait("svc on n1", lambda: _all_on(cluster, 0, "n1"))
+    cluster.wait("the VIP on n1 only", lambda: cluster.vip_holders() == ["n1"])
+    cluster.cut(1, [0])
+    cluster.wait("the VIP on n0 only", lambda: cluster.vip_holders() == ["n0"], timeout=15)
+    cluster.wait("n0 running svc", lambda: _all_on(cluster, 0, "n0"))
+    cluster.wait("n1 stopped svc", lambda: (p := cluster.placement(1)) is not None and set(p.values()) == {None})
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline:
+        assert cluster.vip_holders() == ["n0"], cluster.logs()
+        time.sleep(0.2)
+
+
+def _same_everywhere(cluster: MiniCluster, indexes):
+    docs = [cluster.try_status(i) for i in indexes]
+    if any(d is None for d in docs):
+        return None
+    versions = {json.dumps(d["cib_version"], sort_keys=True) for d in docs}
+    placements = {json.dumps({r["id"]: (r["state"], r["node"]) for r in d["resources"]}, sort_keys=True)
+                  for d in docs}
+    dcs = {d["dc"] for d in docs}
+    return docs if len(versions) == 1 and len(placements) == 1 and len(dcs) == 1 else None
+
+
+def test_five_nodes_split_three_two_then_heal(make_cluster):
+    cluster = make_cluster(5)
+    cluster.start_all()
+    everyone = range(5)
+    cluster.wait("everyone online everywhere", lambda: all(
+        (d := cluster.try_status(i)) and {n["state"] for n in d["nodes"]} == {"online"} for i in everyone))
+    cluster.wait("svc on n0 seen everywhere", lambda: all(_all_on(cluster, i, "n0") for i in everyone))
+    assert cluster.vip_holders() == ["n0"]
+
+    minority, majority = [0, 1], [2, 3, 4]
+    for index in minority:
+        cluster.cut(index, majority)
+    cluster.wait("the minority without quorum", lambda: all(
+        (d := cluster.try_status(i)) and not d["quorum"]["have"] and d["dc"] is None for i in minority))
+    cluster.wait("svc on the majority side", lambda: all(_all_on(cluster, i, "n2") for i in majority))
+    cluster.wait("the VIP only on n2", lambda: cluster.vip_holders() == ["n2"])
+    for index in minority:
+        doc = cluster.status(index)
+        assert doc["quorum"] == {"have": False, "votes": 2, "expected": 5, "reason": "2 of 5 votes: no majority"}
+    assert cluster.status(2)["quorum"]["have"] and cluster.status(2)["dc"] == "n2"
+    # An administrator's change on the majority side: its CIB version goes up.
+    assert cluster.ask(3, {"cmd": "standby", "node": "n4"}) == {"ok": True}
+    cluster.wait("the standby known to the majority",
+                 lambda: all(any(n["name"] == "n4" and n["state"] == "standby" for n in cluster.status(i)["nodes"])
+                             for i in majority))
+    version = cluster.status(2)["cib_version"]
+    starts_before = {i: cluster.starts(i, "app") for i in everyone}
+
+    for index in minority:
+        cluster.heal(index)
+    docs = cluster.wait("one CIB, one DC, one placement everywhere",
+                        lambda: _same_everywhere(cluster, everyone), timeout=20)
+    assert docs[0]["cib_version"] == version  # the highest version won
+    assert docs[0]["dc"] == "n0"
+    assert {r["node"] for r in docs[0]["resources"]} == {"n2"}
+    time.sleep(2)  # a few keepalives: nothing moves afterwards either
+    assert _same_everywhere(cluster, everyone)
+    assert cluster.vip_holders() == ["n2"]
+    assert {i: cluster.starts(i, "app") for i in everyone} == starts_before, cluster.logs()
