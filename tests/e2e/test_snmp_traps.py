@@ -358,7 +358,7 @@ CLUSTER = """
 name = "snmp-e2e"
 keepalive = "200ms"
 warntime = "500ms"
-deadtime = "1s"
+deadtime = "2s"
 initdead = "2s"
 port = {port}
 auth_key_file = "{tmp}/authkey"
@@ -395,7 +395,7 @@ resource = "g"
 node = "n1"
 score = 100
 """
-FREEZE = 0.6  # seconds n1 is stopped: past warntime (0.5 s), short of deadtime (1 s) with a keepalive to spare
+FREEZE = 0.8  # seconds n1 is stopped: past warntime (0.5 s), well short of deadtime (2 s), even on a busy machine
 
 
 class LoopbackCluster:
@@ -513,7 +513,7 @@ def test_heartbeat_cluster_traps(tmp_path):
                                         lambda t: t.values["gproxySuiteSender"] == "n2"), trigger,
                           heartbeatNodeName="n1")
         gap, unit = late.values["heartbeatGap"].split()
-        assert 500 < int(gap) < 1000 and unit == "milliseconds"  # the MIB's UNITS, so the MIB is loaded
+        assert 500 < int(gap) < 2000 and unit == "milliseconds"  # the MIB's UNITS, so the MIB is loaded
 
         # Someone without the key sends heartbeats to n2.
         trigger = time.time()
@@ -527,7 +527,7 @@ def test_heartbeat_cluster_traps(tmp_path):
         cluster.kill("n1")
         lost = check_pair(receiver.wait("heartbeatNodeLost", trigger), trigger, gproxySuiteSender="n2",
                           heartbeatNodeName="n1")
-        assert int(lost.values["heartbeatSilence"].split()[0]) >= 1000
+        assert int(lost.values["heartbeatSilence"].split()[0]) >= 2000
         check_pair(receiver.wait("heartbeatFailover", trigger), trigger, heartbeatResources="d1,d2",
                    heartbeatFromNode="n1", heartbeatToNode="n2", heartbeatReason="node n1 lost")
         cluster.wait_placed("n2", "n2")
