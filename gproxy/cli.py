@@ -1,6 +1,6 @@
-"""`gproxy` command line: check, run, ctl, convert (reload comes with the
-operations issue). Exit 0 on success, 1 on a user error
-with a one-line reason per problem, never a traceback for a user error."""
+"""`gproxy` command line: check, run, reload, ctl, convert. Exit 0 on
+success, 1 on a user error with a one-line reason per problem, never a
+traceback for a user error."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import signal
 import sys
 
 from gproxy import __version__
-from gproxy.errors import ConfigError, GproxyError
+from gproxy.errors import ConfigError
 
 EXIT_OK = 0
 EXIT_USER_ERROR = 1
@@ -58,56 +58,55 @@ def cmd_convert(args) -> int:
     return EXIT_OK
 
 
-def _daemonize() -> None:
-    """Classic double fork; the listeners are already bound."""
-    if os.fork() > 0:
-        os._exit(0)
-    os.setsid()
-    if os.fork() > 0:
-        os._exit(0)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-
-
 def cmd_run(args) -> int:
+    """A master (gproxy.master) that binds, then runs and supervises the workers."""
     try:
         config = _load(args.file)
     except ConfigError as exc:
         for line in exc.lines():
             print(line, file=sys.stderr)
         return EXIT_USER_ERROR
-    daemon = config.global_.daemon and not args.foreground
-    import gevent
-    from gproxy.proxy import Gproxy
+    from gproxy.master import run_master
+    # Absolute paths: a daemon works from /, and an upgrade runs this command line again.
+    path = os.path.abspath(args.file)
+    pidfile = os.path.abspath(args.pidfile) if args.pidfile else None
+    argv = ["run", path] + (["--foreground"] if args.foreground else []) + (["--pidfile", pidfile] if pidfile else [])
+    return run_master(path, config, foreground=args.foreground, pidfile=pidfile, argv=argv)
 
-    proxy = Gproxy(config, foreground=not daemon)
+
+def cmd_reload(args) -> int:
+    """Check the configuration, then signal the running master (SIGHUP, or
+    SIGUSR2 with --upgrade). The master checks it again and logs the outcome."""
+    from gproxy.daemon import PidfileError, read_pidfile
     try:
-        proxy.bind()
-    except GproxyError as exc:
-        print(f"gproxy: {exc}", file=sys.stderr)
+        config = _load(args.file)
+    except ConfigError as exc:
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        print(f"gproxy reload: not reloading, {args.file} is not valid", file=sys.stderr)
         return EXIT_USER_ERROR
-    if daemon:
-        _daemonize()
-        gevent.reinit()
     pidfile = args.pidfile or config.global_.pidfile
-    if pidfile:
-        with open(pidfile, "w", encoding="ascii") as handle:
-            handle.write(f"{os.getpid()}\n")
-
-    # Signal handlers only schedule work on the loop (never block in them).
-    gevent.signal_handler(signal.SIGTERM, lambda: gevent.spawn(proxy.stop, False))
-    gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(proxy.stop, False))
-    gevent.signal_handler(signal.SIGUSR1, lambda: gevent.spawn(proxy.stop, True))
+    if not pidfile:
+        print("gproxy reload: no pid file: give --pidfile or set global.pidfile", file=sys.stderr)
+        return EXIT_USER_ERROR
     try:
-        proxy.serve_forever()
-    finally:
-        if pidfile:
-            try:
-                os.unlink(pidfile)
-            except OSError:
-                pass
+        pid = read_pidfile(pidfile)
+    except PidfileError as exc:
+        print(f"gproxy reload: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    if pid is None:
+        print(f"gproxy reload: {pidfile} names no running gproxy", file=sys.stderr)
+        return EXIT_USER_ERROR
+    sig = signal.SIGUSR2 if args.upgrade else signal.SIGHUP
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        print(f"gproxy reload: pid {pid} (from {pidfile}) is not running", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except PermissionError:
+        print(f"gproxy reload: not allowed to signal pid {pid} (from {pidfile})", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print(f"gproxy: {'upgrade' if args.upgrade else 'reload'} asked of master pid {pid}")
     return EXIT_OK
 
 
@@ -148,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (overrides global.daemon)")
     p.add_argument("--pidfile", "-p")
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("reload", help="reload a running gproxy: check FILE, then SIGHUP its master")
+    p.add_argument("file")
+    p.add_argument("--pidfile", "-p", help="the master's pid file (default: global.pidfile)")
+    p.add_argument("--upgrade", action="store_true",
+                   help="re-execute the master (SIGUSR2): new program code, same sockets")
+    p.set_defaults(func=cmd_reload)
     p = sub.add_parser("ctl", help="send a runtime API command to the stats socket (like socat)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("-s", "--socket", help="path of the stats socket")

@@ -569,8 +569,10 @@ class HttpSession:
             rec.t_response = int((clock.mono() - t_sent) * 1000)
             status = response.status
             rec.status = status
+            # A stopping process (reload, soft stop) closes each kept-alive
+            # connection after its response, so clients leave without error.
             keep_client = (head.keep_alive and self.mode != "close" and response.body_kind != "close"
-                           and not client_closes)
+                           and not client_closes and not self.ctx.process.stopping)
             keep_server = not server_close and response.keep_alive and self.mode == "keep-alive"
             resp_flag, out = self._response_headers(response, server, cookie_name, req_flag,
                                                     keep_client, head)

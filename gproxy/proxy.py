@@ -14,6 +14,7 @@ import random
 import socket
 import sys
 from functools import partial
+from typing import Callable
 
 import gevent
 from gevent.event import Event
@@ -22,7 +23,7 @@ from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from gproxy.checker import HealthChecker, run_check
-from gproxy.config.model import Config, LogTarget
+from gproxy.config.model import Address, Config, LogTarget, StatsSocket
 from gproxy.context import Clock, ProxyContext
 from gproxy.health import StartCheck
 from gproxy.events import BackendStateChanged, EventBus, ServerStateChanged
@@ -139,6 +140,20 @@ class Gproxy:
             for address in fe.cfg.bind:
                 self.listening.append((fe, bind_tcp(address)))
         self._bind_stats_sockets()
+
+    def adopt(self, listener: Callable[[Address], socket.socket],
+              stats_socket: Callable[[StatsSocket], socket.socket]) -> None:
+        """Serve sockets bound by another process (a worker's, from its master)
+        instead of binding: `listener(address)` and `stats_socket(spec)` give
+        them. Adopted stats sockets are not unlinked at stop: the master owns the files."""
+        for fe in self.frontends.values():
+            for address in fe.cfg.bind:
+                self.listening.append((fe, listener(address)))
+        g = self.config.global_
+        for spec in g.stats_sockets:
+            stats = StatsSocketServer(spec, self, self.clock.wall, g.stats_timeout, self.process_facts)
+            stats.sock = stats_socket(spec)  # set before start(): bind() keeps it, stop() won't unlink
+            self.stats_sockets.append(stats)
 
     # ---- runtime API (stats sockets) ----------------------------------------
     def _bind_stats_sockets(self) -> None:

@@ -486,6 +486,9 @@ class _Loader:
             tune=Tune(**_with_defaults(TUNE, settings["tune"])),
             node=settings["node"],
             grace=settings["grace"],
+            workers=settings["workers"],
+            hard_stop_after=settings["hard_stop_after"],
+            state_file=settings["state_file"],
         )
 
     @staticmethod

@@ -93,6 +93,9 @@ class GlobalConfig:
     tune: Tune = field(default_factory=Tune)
     node: str | None = None  # name reported by `show info` (default: the host name)
     grace: int = 0  # ms to keep accepting after a soft stop was asked
+    workers: int = 1  # worker processes sharing the listeners, under one master (gproxy.master)
+    hard_stop_after: int = 30_000  # ms an old worker may finish its connections after a reload or soft stop
+    state_file: str | None = None  # where the master keeps `show servers state` (reloads, restarts)
 
 
 @dataclass(frozen=True)

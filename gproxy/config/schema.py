@@ -41,6 +41,7 @@ MAX_WEIGHT = 256  # HAProxy's limit for a server weight
 MAX_PORT = 65535
 MAX_HDR_LIMIT = 32767  # HAProxy's ceiling for tune.http.maxhdr
 MIN_BUFSIZE = 1024
+MAX_WORKERS = 64  # worker processes under one master
 
 SYSLOG_FACILITIES = (
     "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
@@ -155,6 +156,16 @@ GLOBAL = Section("global", "[global]", "Process-wide settings.", (
     Setting("node", Str("name"), "Name shown by `show info` (default: the host name).", haproxy="node"),
     Setting("grace", Duration(minimum=0), "How long to keep accepting after a soft stop was asked.", 0,
             haproxy="grace"),
+    Setting("workers", Int(1, MAX_WORKERS), (
+        "Worker processes serving the same listeners; a master process holds the sockets, "
+        "reloads (SIGHUP) and replaces them."), 1),
+    Setting("hard_stop_after", Duration(minimum=0), (
+        "How long a worker stopping after a reload or a soft stop (SIGUSR1) may keep serving "
+        "its open connections before it is killed."), 30_000, haproxy="hard-stop-after"),
+    Setting("state_file", Str("path"), (
+        "File where the master saves the servers' runtime state (`show servers state`) at each "
+        "reload and stop, and which it re-applies at start: drain, maint and weights set on the "
+        "stats socket survive a restart. Reloads carry the state without it."), None),
     Setting("tune", Table(TUNE), "Parser and buffer limits.", haproxy="tune.*"),
 ))
 

@@ -57,6 +57,8 @@ def build_config(text: str, frontend_port: int, backend_ports: dict[str, int], l
         text = text.replace(f'"{old}"', f'"127.0.0.1:{port}"')
     text = re.sub(r'inter = ("5s"|5000)', 'inter = "1s"', text)
     text = text.replace('path = "/run/gproxy/admin.sock"', f'path = "{workdir}/admin.sock"')
+    # The demo runs as whoever starts it: no chroot, no change of user (those need root).
+    text = re.sub(r'(?m)^(chroot|user|group) = .*\n', "", text)
     # The stats page (with its admin buttons) and the Prometheus endpoint.
     text = text.replace('connection_mode = "close"', 'connection_mode = "close"\n'
                         'stats = { uri = "/gproxy?stats", auth = ["admin:demo"], admin = true, refresh = "5s" }\n'

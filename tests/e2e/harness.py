@@ -231,9 +231,9 @@ def dechunk(body: bytes) -> bytes:
 def spec_on_loopback(name: str = "esup-proxy.toml", fixed: dict[str, int] | None = None) -> tuple[str, dict[str, int]]:
     """The spec file with every address rewritten to 127.0.0.1 and a free port.
 
-    Returns the text and the map old-address -> new port. Only addresses are
-    rewritten (the contract says tests load the file otherwise unchanged),
-    plus `daemon`, which `--foreground` overrides anyway.
+    Returns the text and the map old-address -> new port. Only addresses and
+    this machine's paths are rewritten (the contract says tests load the file
+    otherwise unchanged); `daemon` needs nothing, `--foreground` overrides it.
     """
     text = (SPEC_DIR / name).read_text()
     mapping: dict[str, int] = dict(fixed or {})
@@ -247,4 +247,7 @@ def spec_on_loopback(name: str = "esup-proxy.toml", fixed: dict[str, int] | None
     # The stats socket is an address too: each test gets its own.
     socket_dir = tempfile.mkdtemp(prefix="gproxy-spec-")
     text = text.replace('"/run/gproxy/admin.sock"', f'"{socket_dir}/admin.sock"')
+    # So is the chroot directory (this machine has no /usr/share/gproxy): an
+    # empty one per test. Run as root, the workers chroot there and become uid 99.
+    text = text.replace('chroot = "/usr/share/gproxy"', f'chroot = "{tempfile.mkdtemp(prefix="gproxy-chroot-")}"')
     return text, mapping

@@ -235,6 +235,11 @@ def gproxy_setup(tmp_path, start_backend):
     kill_from_pidfile(Path(params["pidfile"]))
 
 
+def children(pid: int) -> set[int]:
+    """The pids of a process's children (gproxy's workers)."""
+    return {int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()}
+
+
 def kill_from_pidfile(pidfile: Path) -> None:
     try:
         os.kill(int(pidfile.read_text()), signal.SIGKILL)
@@ -259,9 +264,11 @@ def test_gproxy_agent_serves_traffic_and_reloads(gproxy_setup):
     status, headers, body = http_get(port, "/")
     assert status == 200 and headers["x-backend"] == ["x"]
     pid = int(Path(params["pidfile"]).read_text())
+    workers = children(pid)
     reloaded = run_action(res, "reload", 60000)
     assert reloaded.rc == OcfRc.SUCCESS, reloaded
-    assert int(Path(params["pidfile"]).read_text()) != pid  # a new process took over
+    assert int(Path(params["pidfile"]).read_text()) == pid  # SIGHUP: the master stays...
+    assert children(pid) - workers  # ...and new workers serve
     assert http_get(port, "/")[0] == 200
     assert run_action(res, "stop", 30000).rc == OcfRc.SUCCESS
     assert run_action(res, "monitor", 20000, 10000).rc == OcfRc.NOT_RUNNING

@@ -1,0 +1,233 @@
+"""A worker process: serves traffic on sockets the master bound.
+
+The master forks it with everything already decided (`WorkerSpec`): the
+configuration, the listening sockets (shared with the master and with the
+other workers), the server state to carry over, and its two channels to
+the master (gproxy.control). The worker then
+
+1. builds a `Gproxy` on the inherited sockets (`Gproxy.adopt`) and
+   re-applies the saved server state before it accepts anything;
+2. chroots and drops to `user`/`group` (gproxy.daemon);
+3. starts serving, says READY on its beat pipe and beats every second;
+4. answers the master's runtime-API questions on its control socket;
+5. stops when the master says so: SIGUSR1 is a graceful stop (stop
+   accepting, let connections finish for at most `hard_stop_after`; each
+   keep-alive connection ends after its next response), SIGTERM a fast one.
+   If the master dies (its end of the control socket closes), the worker
+   stops gracefully too, so an orphan never keeps the ports.
+
+Anything that fails before READY makes the worker exit with
+WORKER_BOOT_ERROR, which tells the master not to start it again (gunicorn's
+named exit codes): a configuration that cannot run stops the master at
+start-up, or is rolled back on a reload.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket as _stdsocket
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Mapping
+
+import gevent
+from gevent import socket as gsocket
+from gevent.event import Event
+
+from gproxy import control, server_state
+from gproxy.config.model import Config
+from gproxy.daemon import drop_privileges, set_parent_death_signal
+from gproxy.health import ForceHealth, SetAdmin
+from gproxy.master_sockets import LISTEN_BACKLOG, tcp_key
+from gproxy.proxy import Gproxy
+from gproxy.runtime_api import commands
+from gproxy.runtime_api.framing import Command, split_words
+
+WORKER_OK = 0
+WORKER_BOOT_ERROR = 3  # could not start: the master must not start it again
+SHARED_MAX_ACCEPT = 1  # accepts per wake-up when several workers share a socket (gevent's advice)
+CONTROL_RECV = 65536
+CONTROL_TIMEOUT_MS = 2**31 - 1  # the control socket is the master's: never idle-closed
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """Everything a worker needs, decided by the master before the fork."""
+
+    config: Config
+    generation: int
+    index: int  # 0..workers-1 within its generation
+    workers: int  # how many share the sockets
+    tcp: Mapping[str, _stdsocket.socket]  # listeners by master_sockets.tcp_key
+    unix: Mapping[str, _stdsocket.socket]  # stats sockets by path
+    beat_fd: int  # write end of the beat pipe
+    control: _stdsocket.socket  # the worker's end of the control socket pair
+    master_pid: int
+    state_text: str = ""  # `show servers state` of the workers replaced
+    hard_stop_after: float = 30.0  # seconds a graceful stop may last
+    foreground: bool = True  # server messages also on stderr
+
+
+def restore_state(proxy: Gproxy, text: str, now: float) -> list[str]:
+    """Re-apply a saved `show servers state` to `proxy` (before it accepts
+    traffic); return what was done, one line per server, and any problem."""
+    rows, problems = server_state.parse(text)
+    done = list(problems)
+    for restore in server_state.plan(rows, proxy.config):
+        backend = proxy.backends.get(restore.backend)
+        server = next((s for s in backend.servers if s.name == restore.server), None) if backend else None
+        if backend is None or server is None:
+            continue
+        what = []
+        if restore.admin is not None:
+            server.apply(SetAdmin(restore.admin), now)
+            what.append(restore.admin)
+        if restore.weight is not None and (backend.balancer.dynamic
+                                           or restore.weight in (0, server.initial_weight)):
+            backend.set_weight(server, restore.weight)
+            what.append(f"weight {restore.weight}")
+        if restore.health is not None:
+            server.apply(ForceHealth(restore.health), now)
+            what.append(restore.health.upper() if restore.health == "down" else "NOLB")
+        if what:
+            done.append(f"{restore.backend}/{restore.server}: {', '.join(what)}")
+    return done
+
+
+class Worker:
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.proxy: Gproxy | None = None
+        self.done = Event()
+        self.stopping = False
+
+    def log(self, message: str) -> None:
+        print(f"[gproxy] worker {os.getpid()}: {message}", file=sys.stderr, flush=True)
+
+    # -- boot -------------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        gevent.signal_handler(signal.SIGTERM, self.stop, False)
+        gevent.signal_handler(signal.SIGUSR1, self.stop, True)
+        try:
+            proxy = self.boot()
+        except BaseException:  # noqa: BLE001 - whatever it is, this worker cannot serve
+            self.log("could not start:\n" + traceback.format_exc().rstrip())
+            return WORKER_BOOT_ERROR
+        self.proxy = proxy
+        if self.stopping:  # asked to stop while booting
+            gevent.spawn(self._stop, self._graceful)
+        else:
+            self._write(control.READY)
+        beats = gevent.spawn(self._beat)
+        talk = gevent.spawn(self._serve_control)
+        self.done.wait()
+        beats.kill()
+        talk.kill()
+        return WORKER_OK
+
+    def boot(self) -> Gproxy:
+        spec = self.spec
+        config = spec.config
+        proxy = Gproxy(config, foreground=spec.foreground)
+        proxy.adopt(lambda address: spec.tcp[tcp_key(address)], lambda stats: spec.unix[stats.path])
+        if spec.state_text:
+            for line in restore_state(proxy, spec.state_text, proxy.clock.wall()):
+                self.log(f"server state after reload: {line}")
+        _preload()
+        for sock in spec.tcp.values():
+            sock.listen(LISTEN_BACKLOG)  # the master binds without listening (master_sockets); again is harmless
+        proxy.start()
+        # Nothing was accepted yet: the hub has not run since start().
+        drop_privileges(config.global_)
+        set_parent_death_signal(signal.SIGTERM)  # after the uid change, which clears it
+        if os.getppid() != spec.master_pid:
+            raise RuntimeError("the master exited while this worker was starting")
+        if spec.workers > 1:
+            for server in proxy.servers:
+                server.max_accept = SHARED_MAX_ACCEPT
+        return proxy
+
+    # -- stop ---------------------------------------------------------------------------------------
+
+    _graceful = True
+
+    def stop(self, graceful: bool) -> None:
+        """Signal handler (run by the hub): start stopping in a greenlet."""
+        if self.stopping and graceful:
+            return  # a second SIGUSR1 changes nothing; SIGTERM still hurries a graceful stop
+        self.stopping = True
+        self._graceful = graceful
+        if self.proxy is not None:
+            gevent.spawn(self._stop, graceful)
+
+    def _stop(self, graceful: bool) -> None:
+        proxy = self.proxy
+        assert proxy is not None
+        if graceful:
+            # The stats sockets first: a CLI command sent now must reach the
+            # new workers, not one that is going away.
+            for stats in proxy.stats_sockets:
+                if stats.server is not None:
+                    stats.server.close()
+        proxy.stop(graceful, timeout=self.spec.hard_stop_after if graceful else 0)
+        self.done.set()
+
+    # -- the channels to the master -----------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        try:
+            os.write(self.spec.beat_fd, data)
+        except (BlockingIOError, BrokenPipeError, OSError):
+            pass  # a full pipe is a busy master; a broken one a dead master (the control socket says so)
+
+    def _beat(self) -> None:
+        while True:
+            gevent.sleep(control.HEARTBEAT_INTERVAL)
+            self._write(control.BEAT)
+
+    def _serve_control(self) -> None:
+        sock = gsocket.socket(fileno=self.spec.control.detach())
+        reader = control.RequestReader()
+        session = commands.Session(level="admin", timeout_ms=CONTROL_TIMEOUT_MS, ident="master")
+        proxy = self.proxy
+        assert proxy is not None
+        try:
+            while True:
+                data = sock.recv(CONTROL_RECV)
+                if not data:
+                    break
+                for line in reader.feed(data):
+                    ctx = commands.Context(state=proxy, session=session, now=proxy.clock.wall(),
+                                           facts=proxy.process_facts)
+                    outcome = commands.execute(ctx, Command(tuple(split_words(line)), None, line))
+                    sock.sendall(control.encode_answer(outcome.text))
+        except (OSError, control.ChannelError):
+            pass
+        finally:
+            sock.close()
+        if not self.stopping:
+            self.log("the master is gone: stopping gracefully")
+            self.stop(True)
+
+
+# Imported on first use somewhere in the proxy: loaded before a chroot hides them.
+_LAZY_MODULES = ("encodings.idna", "gproxy.tunnel", "ipaddress")
+
+
+def _preload() -> None:
+    import importlib
+    for name in _LAZY_MODULES:
+        importlib.import_module(name)
+    gevent.get_hub().resolver  # noqa: B018 - created (and its module imported) now
+    import time
+    time.localtime()  # the time zone file is read once, before a chroot
+
+
+def run_worker(spec: WorkerSpec) -> int:
+    """The worker's whole life, in the forked child; returns its exit status."""
+    gevent.reinit()
+    os.set_blocking(spec.beat_fd, False)
+    return Worker(spec).run()
