@@ -39,7 +39,11 @@ Receiving, in this order (the first failure drops the datagram):
 2. a cluster name other than ours: "wrong-cluster";
 3. our own name: ignored (multicast loop), not counted;
 4. a sender that is not a peer: "unknown-node";
-5. a message already seen: "replay" (see below).
+5. a source address that is none of the sender's configured addresses:
+   "wrong-source" (a packet captured on one network and resent from another
+   machine, before its sender's own copy arrived, would otherwise be fresh);
+   any port is accepted from a configured address;
+6. a message already seen: "replay" (see below).
 Rejections from step 2 on are counted under the sender's name.
 
 Redundant links carry copies of each message, so "already seen" is tracked
@@ -48,8 +52,8 @@ The first copy is delivered. A later copy of a heartbeat arriving over
 another configured link of its sender is delivered too (membership needs
 every link's heartbeats to tell which links work), but other kinds are
 delivered once: their later copies only count as "duplicate". A copy seen
-twice on the same link, or coming from an address not configured for its
-sender, is a replay. So `on_message` sees each non-heartbeat message once,
+twice on the same link, or coming from another port of one of its
+sender's addresses, is a replay. So `on_message` sees each non-heartbeat message once,
 and each heartbeat at most once per link: the controller feeds each one to
 membership as `HeartbeatHeard(m.sender, link, m.generation, m.seq)`, and
 membership lets only the newest keep the node alive.
@@ -79,7 +83,7 @@ log = logging.getLogger("heartbeat.transport")
 Endpoint = tuple[str, int]
 
 # Why a packet was dropped: the keys of `counters` shown as "packets rejected".
-REJECT_REASONS = ("bad-hmac", "replay", "unknown-node", "malformed", "unknown-key", "wrong-cluster")
+REJECT_REASONS = ("bad-hmac", "replay", "unknown-node", "malformed", "unknown-key", "wrong-cluster", "wrong-source")
 # Everything else counted: datagrams sent, messages delivered, send and receive
 # errors, redundant copies of non-heartbeat messages dropped.
 OTHER_COUNTERS = ("sent", "received", "send-error", "recv-error", "duplicate")
@@ -133,6 +137,9 @@ class Transport:
         # The same dict of all nodes may be passed on every node: skip ourselves.
         self._peers: dict[str, list[Endpoint]] = {
             name: [parse_endpoint(a, port) for a in addresses] for name, addresses in peers.items() if name != local}
+        # A peer's datagrams must come from one of its configured addresses.
+        self._peer_hosts: dict[str, frozenset[str]] = {
+            name: frozenset(host for host, _ in endpoints) for name, endpoints in self._peers.items()}
         # Configured peer endpoint -> (node, link name as configured).
         self._links: dict[Endpoint, tuple[str, str]] = {}
         for name, addresses in peers.items():
@@ -312,6 +319,9 @@ class Transport:
             return None  # our own multicast, looped back
         if message.sender not in self._peers:
             self._reject("unknown-node", message.sender, f"from {source[0]}")
+            return None
+        if source[0] not in self._peer_hosts[message.sender]:
+            self._reject("wrong-source", message.sender, f"from {source[0]}:{source[1]}")
             return None
         link = self._link_name(message.sender, source)
         if not self._fresh(message, source):

@@ -105,7 +105,8 @@ def test_a_replayed_datagram_is_dropped_and_counted():
     t.handle_datagram(data, (B1, 694))
     t.handle_datagram(data, (B1, 694))
     t.handle_datagram(data, ("203.0.113.9", 694))  # the attacker's own address
-    assert len(got) == 1 and rejected(t) == {"replay": 2} and t.rejected_by_node == {"b": 2}
+    # The copy from elsewhere is refused for its source before its seq is looked at.
+    assert len(got) == 1 and rejected(t) == {"replay": 1, "wrong-source": 1} and t.rejected_by_node == {"b": 2}
 
 
 def test_heartbeats_are_delivered_once_per_link_other_kinds_once():
@@ -121,11 +122,11 @@ def test_heartbeats_are_delivered_once_per_link_other_kinds_once():
     assert rejected(t) == {"replay": 1} and len(got) == 3
 
 
-def test_a_copy_from_an_address_of_another_node_is_a_replay():
+def test_a_copy_from_an_address_of_another_node_is_dropped():
     t, got = offline()
     t.handle_datagram(datagram(seq=1), (B1, 694))
     t.handle_datagram(datagram(seq=1), ("10.0.0.3", 694))  # c's address does not carry b's links
-    assert len(got) == 1 and rejected(t) == {"replay": 1}
+    assert len(got) == 1 and rejected(t) == {"wrong-source": 1}
 
 
 def test_a_late_heartbeat_copy_from_before_a_restart_is_not_delivered():
@@ -139,11 +140,20 @@ def test_a_late_heartbeat_copy_from_before_a_restart_is_not_delivered():
     assert [(m.generation, link) for m, link in got][-1] == (8, B2)
 
 
-def test_an_unlisted_source_address_names_the_link():
+def test_another_port_of_a_configured_address_names_the_link():
+    t, got = offline()
+    t.handle_datagram(datagram(seq=2), (B1, 7000))  # b's address, another port
+    assert [link for _, link in got] == ["10.0.0.2:7000"]
+
+
+def test_a_source_address_not_configured_for_the_sender_is_dropped():
+    # A valid packet captured and resent from another machine before the
+    # sender's own copy arrived: authenticated and fresh, but not from b.
     t, got = offline()
     t.handle_datagram(datagram(seq=1), ("192.0.2.50", 694))
-    t.handle_datagram(datagram(seq=2), (B1, 7000))  # b's address, another port
-    assert [link for _, link in got] == ["192.0.2.50", "10.0.0.2:7000"]
+    assert got == [] and rejected(t) == {"wrong-source": 1}
+    t.handle_datagram(datagram(seq=1), (B1, 694))  # the real copy is still delivered
+    assert len(got) == 1
 
 
 def test_rotation_accepts_both_keys():
