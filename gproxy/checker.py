@@ -26,6 +26,7 @@ from typing import Callable
 import gevent
 import gevent.event
 from gevent import socket as gsocket
+from gevent import ssl
 
 from gproxy.config.model import HttpCheck
 from gproxy.health import CheckOutcome, CheckStatus
@@ -88,8 +89,15 @@ def run_check(
     connect_timeout_ms: int,
     check_timeout_ms: int | None,
     inter_ms: int,
+    preamble: bytes = b"",
+    tls: ssl.SSLContext | None = None,
+    server_hostname: str | None = None,
 ) -> CheckOutcome:
-    """One check of host:port; see the module docstring for the timeouts."""
+    """One check of host:port; see the module docstring for the timeouts.
+
+    A server with `send_proxy` gets `preamble` (a PROXY header) first, one
+    with `ssl` a TLS handshake (its failure is a layer-6 one, L6RSP/L6TOUT;
+    its success alone is L6OK), as HAProxy checks such servers."""
     started = time.monotonic()
     if check_timeout_ms is not None:
         connect_limit_ms = min(connect_timeout_ms, inter_ms)
@@ -105,8 +113,22 @@ def run_check(
             return CheckOutcome(CheckStatus.SOCKERR, None, _elapsed_ms(started), str(exc))
         except OSError as exc:
             return CheckOutcome(CheckStatus.L4CON, None, _elapsed_ms(started), _error_text(exc))
+        if preamble:
+            try:
+                sock.sendall(preamble)
+            except OSError as exc:
+                return CheckOutcome(CheckStatus.L4CON, None, _elapsed_ms(started), _error_text(exc))
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=server_hostname)
+            except (TimeoutError, ssl.SSLError, OSError, ValueError) as exc:
+                timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
+                reason = getattr(exc, "reason", None) or str(exc)
+                return CheckOutcome(CheckStatus.L6TOUT if timed_out else CheckStatus.L6RSP, None,
+                                    _elapsed_ms(started), "" if timed_out else f"SSL handshake failure ({reason})")
         if httpchk is None:
-            return CheckOutcome(CheckStatus.L4OK, None, _elapsed_ms(started), "")
+            status = CheckStatus.L6OK if tls is not None else CheckStatus.L4OK
+            return CheckOutcome(status, None, _elapsed_ms(started), "")
         if check_timeout_ms is not None:
             deadline = time.monotonic() + check_timeout_ms / 1000
         else:

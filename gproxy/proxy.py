@@ -37,6 +37,7 @@ from gproxy.runtime import BackendRuntime, FrontendRuntime, ProcessState, Stream
 from gproxy.runtime_api.server import StatsSocketServer, process_facts
 from gproxy.stats_page.routes import LocalRoutes
 from gproxy.tcp_proxy import TcpSession
+from gproxy.proxy_protocol import check_preamble
 from gproxy.tls import TlsContexts, build_contexts
 
 GRACEFUL_STOP_TIMEOUT = 30.0  # seconds a soft stop waits for connections
@@ -146,6 +147,7 @@ class Gproxy:
         """Serve sockets bound by another process (a worker's, from its master)
         instead of binding: `listener(address)` and `stats_socket(spec)` give
         them. Adopted stats sockets are not unlinked at stop: the master owns the files."""
+        self.load_tls()  # certificates are read now, before privileges are dropped
         for fe in self.frontends.values():
             for address in fe.cfg.bind:
                 self.listening.append((fe, listener(address)))
@@ -202,9 +204,14 @@ class Gproxy:
                 scfg = server.cfg
                 if not scfg.check:
                     continue
+                # As HAProxy: checks go through the server's TLS and PROXY
+                # header unless `port` sends them to another service.
+                same_service = scfg.check_port is None
                 runner = partial(self._run_check, server, partial(
                     run_check, httpchk=cfg.httpchk, connect_timeout_ms=cfg.timeouts.connect,
-                    check_timeout_ms=cfg.timeouts.check, inter_ms=scfg.inter))
+                    check_timeout_ms=cfg.timeouts.check, inter_ms=scfg.inter,
+                    preamble=check_preamble(scfg.send_proxy) if same_service else b"",
+                    tls=server.tls if same_service else None, server_hostname=scfg.sni))
                 interval = partial(server.health.next_interval_ms, scfg.inter,
                                    scfg.eff_fastinter, scfg.eff_downinter)
                 checker = HealthChecker(

@@ -29,7 +29,7 @@ from gproxy.errors import ProtocolError
 
 __all__ = [
     "NEED_DATA", "V1_MAX_LENGTH", "V2_SIGNATURE", "ProxyHeader", "ProxyHeaderError",
-    "build_for_server", "build_v1", "build_v2", "build_v2_local", "parse_header",
+    "build_for_server", "build_v1", "build_v2", "build_v2_local", "check_preamble", "parse_header",
 ]
 
 
@@ -284,3 +284,14 @@ def build_for_server(version: str, source: Endpoint, destination: Endpoint) -> b
     if version == "v2":
         return build_v2(source, destination)
     raise ValueError(f"unknown PROXY protocol version {version!r}")
+
+
+def check_preamble(version: str | None) -> bytes:
+    """What a health check of a server with `send_proxy` sends first: no
+    client is relayed, so v1 says UNKNOWN and v2 LOCAL (the receiver then
+    uses the connection's own addresses)."""
+    if version is None:
+        return b""
+    if version == "v1":
+        return b"PROXY UNKNOWN\r\n"
+    return build_v2_local()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import struct
@@ -36,6 +37,7 @@ IO_TIMEOUT = 10.0
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 REQUEST = b"GET /echo HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"
 RECORDER_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+REQUEST_LINE = re.compile(rb"[A-Z]+ \S+ HTTP/1\.[01]\r\n")
 
 
 def v1(source: str, sport: int, destination: str, dport: int) -> bytes:
@@ -72,7 +74,7 @@ class Recorder:
             with conn:
                 conn.settimeout(IO_TIMEOUT)
                 data = b""
-                while not (b"HTTP/1.1\r\n" in data and data.endswith(b"\r\n\r\n")):
+                while not (REQUEST_LINE.search(data) and data.endswith(b"\r\n\r\n")):
                     chunk = conn.recv(65536)
                     if not chunk:
                         break
@@ -96,7 +98,7 @@ def site(tmp_path_factory):
     cert = make_cert(workdir, "localhost", "localhost")
     syslog = UdpLogReceiver()
     app = BackendProcess("app").start()
-    recorders = {name: Recorder() for name in ("v1", "v2", "tcp")}
+    recorders = {name: Recorder() for name in ("v1", "v2", "tcp", "checked_v1", "checked_v2")}
     ports = {name: free_port() for name in ("pp", "pps", "send1", "send2", "tcp", "behind")}
     stats_path = str(workdir / "admin.sock")
 
@@ -122,6 +124,10 @@ def site(tmp_path_factory):
             "tcp": {"mode": "tcp", "tcplog": True, "httplog": False, "forwardfor": False,
                     "bind": [f"127.0.0.1:{ports['tcp']}"], "server": recorder_server("tcp", "v2")},
         },
+        # Health checks of servers that expect a PROXY header send one too.
+        "backend": {name: {"httpchk": True, "server": [{**recorder_server(name, version)[0], "check": True,
+                                                          "inter": "200ms"}]}
+                    for name, version in (("checked_v1", "v1"), ("checked_v2", "v2"))},
     }
     proxy = GproxyProcess(config, workdir)
     # stunnel in front, as in the seed: TLS from the client, a PROXY v1 header to gproxy.
@@ -253,3 +259,15 @@ def test_silent_connections_are_not_errors(site) -> None:
     assert exchange(site["ports"]["pp"]) == b""
     wait_port(site["ports"]["pp"])
     assert show_stat(site["stats"])[("pp", "FRONTEND")]["ereq"] == before["ereq"]
+
+
+def test_health_checks_send_a_proxy_header_too(site) -> None:
+    v1_check = site["recorders"]["checked_v1"].wait(1)[0]
+    assert v1_check == b"PROXY UNKNOWN\r\nOPTIONS / HTTP/1.0\r\n\r\n"
+    v2_check = site["recorders"]["checked_v2"].wait(1)[0]
+    assert v2_check == V2_SIGNATURE + b"\x20\x00\x00\x00" + b"OPTIONS / HTTP/1.0\r\n\r\n"  # LOCAL
+    for name in ("checked_v1", "checked_v2"):
+        deadline = time.monotonic() + IO_TIMEOUT
+        while show_stat(site["stats"])[(name, "r")]["status"] != "UP" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert show_stat(site["stats"])[(name, "r")]["check_status"] == "L7OK"

@@ -178,7 +178,8 @@ def site(tmp_path_factory, certs):
                             "server": [{"name": "a", "address": app.address}]}},
         "backend": {
             "app": {"server": [{"name": "a", "address": app.address}]},
-            "secure": {"server": [backend_server]},
+            # Checked through TLS too (HAProxy does so for a server with `ssl`).
+            "secure": {"httpchk": True, "server": [{**backend_server, "check": True, "inter": "200ms"}]},
             # The CA is not the server's: verification fails, the request gets 503.
             "secure_bad": {"retries": 0, "server": [{**backend_server, "ca_file": str(certs["other"])}]},
         },
@@ -324,3 +325,12 @@ address = "127.0.0.1:9"
     run = subprocess.run([sys.executable, "-m", "gproxy", "run", str(path), "--foreground"], capture_output=True,
                          text=True, cwd=REPO, timeout=60)
     assert run.returncode == 1 and str(missing) in run.stderr and "Traceback" not in run.stderr
+
+
+def test_health_checks_go_through_tls(site) -> None:
+    deadline = time.monotonic() + IO_TIMEOUT
+    row = show_stat(site["stats"])[("secure", "s1")]
+    while row["check_status"] != "L7OK" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        row = show_stat(site["stats"])[("secure", "s1")]
+    assert (row["status"], row["check_status"]) == ("UP", "L7OK")

@@ -239,3 +239,13 @@ def test_random_bytes_never_crash_the_parser() -> None:
         if result is not NEED_DATA:
             header, leftover = result
             assert data[header.length:] == leftover
+
+
+def test_health_check_preambles_carry_no_client() -> None:
+    from gproxy.proxy_protocol import check_preamble
+
+    assert check_preamble(None) == b""
+    v1_header, _ = feed([check_preamble("v1")])
+    v2_header, _ = feed([check_preamble("v2")])
+    assert v1_header.local and v1_header.source is None
+    assert v2_header.local and v2_header.source is None

@@ -380,3 +380,48 @@ def test_matching_listener_by_port_then_host() -> None:
     assert matching_listener(listeners, ("127.0.0.1", 80)) is one
     assert matching_listener(listeners, ("127.0.0.1", 81)) is None
     assert stdsocket.AF_INET  # the stdlib module is only used for constants here
+
+
+# --- health checks of TLS servers ----------------------------------------------------------------
+
+
+def test_health_checks_over_tls(certs) -> None:
+    from gevent.server import StreamServer
+
+    from gproxy.checker import run_check
+    from gproxy.config.model import HttpCheck
+    from gproxy.health import CheckStatus
+
+    context = bind_context(BindConfig(Address("*", 443), ssl=True, crt=(str(certs["default"]),)))
+
+    def tls_origin(sock, address) -> None:
+        try:
+            tls = accept(sock, context, HANDSHAKE_TIMEOUT_S)
+        except HandshakeError:
+            return
+        tls.recv(1024)
+        tls.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+        tls.close()
+
+    def plain_origin(sock, address) -> None:
+        sock.recv(1024)
+        sock.sendall(b"HTTP/1.0 200 OK\r\n\r\n")
+
+    servers = [StreamServer(("127.0.0.1", 0), handler) for handler in (tls_origin, plain_origin)]
+    for server in servers:
+        server.start()
+    tls_port, plain_port = (server.server_port for server in servers)
+    lax = client_context()
+    try:
+        check = run_check("127.0.0.1", tls_port, HttpCheck(), 1000, None, 2000, tls=lax)
+        assert check.status == CheckStatus.L7OK
+        assert run_check("127.0.0.1", tls_port, None, 1000, None, 2000, tls=lax).status == CheckStatus.L6OK
+        refused = run_check("127.0.0.1", plain_port, HttpCheck(), 1000, None, 2000, tls=lax)
+        assert refused.status == CheckStatus.L6RSP and refused.info.startswith("SSL handshake failure")
+        verified = server_context(ServerConfig("s", Address("127.0.0.1", tls_port), 1, ssl=True,
+                                               ca_file=str(certs["other"])))
+        untrusted = run_check("127.0.0.1", tls_port, HttpCheck(), 1000, None, 2000, tls=verified)
+        assert untrusted.status == CheckStatus.L6RSP and "certificate" in untrusted.info.lower()
+    finally:
+        for server in servers:
+            server.stop()
