@@ -482,7 +482,8 @@ class Controller:
         seen running, without a move constraint, is failing over."""
         moved: dict[tuple[str, str], list[str]] = {}
         moves = {m.resource for m in self.cib.moves}
-        starts = {a.resource: a.node for a in transition.actions if a.kind == "start"}
+        starts = {a.resource: a.node for a in transition.actions
+                  if a.kind == "start" and self.config.clone_max_of(a.resource) is None}
         for rid, target in starts.items():
             before = self.last_seen.get(rid)
             if before is None or before == target:

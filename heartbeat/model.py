@@ -69,6 +69,7 @@ class ResourceConfig:
     migration_threshold: int | None = None  # failures before moving away (0/None: never)
     failure_timeout: int | None = None  # ms after which a failure is forgotten (None: never)
     target_role: Literal["started", "stopped"] = "started"
+    clone_max: int | None = None  # a clone: run on this many nodes at once (0: every node); None: one node
 
     def param(self, name: str) -> str | None:
         for key, value in self.params:
@@ -83,6 +84,7 @@ class GroupConfig:
 
     id: str
     resources: tuple[str, ...]
+    clone_max: int | None = None  # the whole group cloned (see ResourceConfig.clone_max)
 
 
 @dataclass(frozen=True)
@@ -189,6 +191,18 @@ class ClusterConfig:
             if rid in group.resources:
                 return group
         return None
+
+    def clone_max_of(self, rid: str) -> int | None:
+        """How many copies of a resource (or group) run at once: None when it
+        is not a clone, else its clone_max with 0 meaning every node."""
+        group = self.group(rid) or self.group_of(rid)
+        value = group.clone_max if group is not None else None
+        if value is None:
+            res = self.resource(rid)
+            value = res.clone_max if res is not None else None
+        if value is None:
+            return None
+        return value or len(self.nodes)
 
 
 # ---- the CIB: configuration + administrators' runtime state + version -----
@@ -313,6 +327,7 @@ class Transition:
     placement: tuple[tuple[str, str | None], ...]  # (resource, node or None), config order
     steps: tuple[tuple[Action, ...], ...]
     reasons: tuple[str, ...] = ()  # human-readable notes ("proxy: migration-threshold reached on n1")
+    clones: tuple[tuple[str, tuple[str, ...]], ...] = ()  # cloned resource -> its nodes (placement has the first)
 
     def target(self, resource: str) -> str | None:
         for rid, node in self.placement:

@@ -74,6 +74,10 @@ def build_status(controller, membership_links, rejected: dict[str, int], now: fl
         else:
             state = "stopped"
         node = started[0] if started else (failed[0].node if failed else None)
+        clone_max = config.clone_max_of(res.id)
+        clone = None if clone_max is None else {
+            "max": clone_max, "nodes": [n.name for n in config.nodes if n.name in started],
+            "failed": [n.name for n in config.nodes if n.name in {f.node for f in failed}]}
         fail_counts = {n.name: 0 for n in config.nodes}
         last_failure = None
         for record in cib.failures:
@@ -89,6 +93,7 @@ def build_status(controller, membership_links, rejected: dict[str, int], now: fl
             "node": node, "preferred_node": preferred_node(cib, res.id), "target_role": res.target_role,
             "managed": state != "unmanaged", "fail_counts": fail_counts, "last_failure": last_failure,
             "move": {"node": move.node, "expires": move.expires} if move else None,
+            "clone": clone,
         })
     return {
         "cluster": config.name,
@@ -148,6 +153,8 @@ def render_text(doc: dict) -> str:
 
     def line(res: dict, indent: str) -> str:
         where = f" {res['node']}" if res["node"] else ""
+        if res.get("clone"):
+            where = f" [ {' '.join(res['clone']['nodes'])} ] ({len(res['clone']['nodes'])} of {res['clone']['max']})"
         return f"{indent}* {res['id']}\t({res['agent']}):\t {res['state'].capitalize()}{where}"
 
     for gid, members in groups.items():

@@ -174,6 +174,7 @@ class _Loader:
         groups = self.build_groups(doc.get("group") or [])
         self.check_id_namespace(data)
         constraints = self.build_constraints(doc.get("constraint") or [])
+        self.check_clones(resources, groups, constraints)
         snmp = self.build_snmp(doc["snmp"]) if "snmp" in doc else None
         if self.walker.problems:
             raise ConfigError(sorted(self.walker.problems, key=_file_order))
@@ -326,6 +327,7 @@ class _Loader:
                 migration_threshold=values.get("migration_threshold"),
                 failure_timeout=None if not failure_timeout else failure_timeout,
                 target_role=values.get("target_role", "started"),
+                clone_max=values.get("clone_max"),
             ))
         return resources
 
@@ -354,7 +356,7 @@ class _Loader:
                 else:
                     member_of[rid] = (gid, path)
             if "id" in values and None not in members:
-                groups.append(GroupConfig(id=gid, resources=tuple(members)))
+                groups.append(GroupConfig(id=gid, resources=tuple(members), clone_max=values.get("clone_max")))
         return groups
 
     def check_id_namespace(self, data: dict[str, Any]) -> None:
@@ -372,6 +374,32 @@ class _Loader:
                                  "(resources and groups share one set of ids)")
                 else:
                     seen[rid] = path
+
+    def check_clones(self, resources: list[ResourceConfig], groups: list[GroupConfig],
+                     constraints: list[Constraint]) -> None:
+        """A group member is cloned with its group, and only location
+        constraints may name a clone (colocation and order with clones are
+        not implemented)."""
+        cloned: set[str] = set()
+        for index, res in enumerate(resources):
+            if res.clone_max is None:
+                continue
+            cloned.add(res.id)
+            for group in groups:
+                if res.id in group.resources:
+                    self.problem(f"resource[{index}].clone_max", f"{show(res.id)} is in group {show(group.id)}: "
+                                 "set clone_max on the group")
+        for group in groups:
+            if group.clone_max is not None:
+                cloned.update({group.id, *group.resources})
+        for index, constraint in enumerate(constraints):
+            if isinstance(constraint, LocationConstraint):
+                continue
+            named = {getattr(constraint, k) for k in ("resource", "with_resource", "first", "then")
+                     if hasattr(constraint, k)} & cloned
+            if named:
+                self.problem(f"constraint[{index}]", f"{show(sorted(named)[0])} is a clone: only location "
+                             "constraints may name a clone")
 
     # --- [[constraint]] ----------------------------------------------------------------
 

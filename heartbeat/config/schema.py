@@ -211,6 +211,9 @@ RESOURCE = Section("resource", "[[resource]]", "every [[resource]]", (
             pacemaker="meta failure-timeout"),
     Setting("target_role", Choice(TARGET_ROLES), "`stopped` keeps it stopped everywhere.", "started",
             pacemaker="meta target-role"),
+    Setting("clone_max", Int(0, MAX_NODES), "Make it a clone: run it on this many nodes at once, at most one "
+            "copy per node (0: on every node). Unset: on one node. For a group member, set it on the group.",
+            pacemaker="clone meta clone-max"),
 ))
 
 # --- [[group]] ---------------------------------------------------------------------
@@ -222,6 +225,8 @@ GROUP = Section("group", "[[group]]", "every [[group]]", (
             pacemaker="group id"),
     Setting("resources", ListOf(RESOURCE_ID, "resource id"), "Its resources, in start order; "
             "a resource belongs to at most one group.", required=True, pacemaker="group primitives"),
+    Setting("clone_max", Int(0, MAX_NODES), "Clone the whole group: run it on this many nodes at once "
+            "(0: on every node). Only location constraints may name a clone.", pacemaker="clone meta clone-max"),
 ))
 
 # --- [[constraint]] -------------------------------------------------------------------

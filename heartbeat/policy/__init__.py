@@ -12,6 +12,8 @@ The pipeline, one module per step (like Pacemaker's pcmk__schedule_actions):
     scores      location, moves, stickiness, fail counts -> node scores
     placement   groups as units, colocation, orders' runnability -> nodes
     actions     stops, starts, recoveries, implied restarts -> ordered steps
+    clones      resources and groups on several nodes at once, placed and
+                planned on their own (their stops first, their starts last)
 
 `heartbeat.policy.simulate` replays a case file offline (crm_simulate).
 """
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 from heartbeat.model import Cib, ClusterStatus, Transition
 from heartbeat.policy.actions import order_steps, plan_actions
+from heartbeat.policy.clones import schedule_clones, split
 from heartbeat.policy.notes import Note, select
 from heartbeat.policy.placement import assign
 from heartbeat.policy.scores import node_scores
@@ -30,20 +33,25 @@ __all__ = ["schedule"]
 
 def schedule(cib: Cib, status: ClusterStatus, now: float) -> Transition:
     """The transition from the observed `status` to what `cib` asks for at time `now`."""
-    view = unpack(cib, status, now)
-    if view.maintenance:
-        return _hands_off(view)
-    if view.frozen:
-        return _hands_off(view, "no quorum: running resources are kept, nothing is started "
+    full = unpack(cib, status, now)
+    if full.maintenance:
+        return _hands_off(full)
+    if full.frozen:
+        return _hands_off(full, "no quorum: running resources are kept, nothing is started "
                                 "(no_quorum_policy freeze)")
+    main_cib, main_status = split(cib, status)
+    view = full if main_cib is cib else unpack(main_cib, main_status, now)
     scores = node_scores(view)
     assignment = assign(view, scores)
     plan = plan_actions(view, assignment.placement)
-    steps = order_steps(view, plan)
+    cloned = schedule_clones(full)
+    steps = (*cloned.stop_steps, *order_steps(view, plan), *cloned.start_steps)
     acted_on = frozenset(action.resource for step in steps for action in step)
-    notes = (*_cluster_notes(view), *view.notes, *scores.notes, *assignment.notes, *plan.notes)
-    placement = tuple((res.id, assignment.placement.get(res.id)) for res in cib.config.resources)
-    return Transition(placement=placement, steps=steps, reasons=select(notes, acted_on))
+    notes = (*_cluster_notes(full), *full.notes, *scores.notes, *assignment.notes, *plan.notes, *cloned.notes)
+    clone_nodes = dict(cloned.nodes)
+    placement = tuple((res.id, clone_nodes[res.id][0] if clone_nodes.get(res.id) else None) if res.id in clone_nodes
+                      else (res.id, assignment.placement.get(res.id)) for res in cib.config.resources)
+    return Transition(placement=placement, steps=steps, reasons=select(notes, acted_on), clones=cloned.nodes)
 
 
 def _hands_off(view: View, reason: str = "maintenance mode: no actions") -> Transition:

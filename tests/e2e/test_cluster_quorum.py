@@ -292,3 +292,30 @@ def test_five_nodes_split_three_two_then_heal(make_cluster):
     assert _same_everywhere(cluster, everyone)
     assert cluster.vip_holders() == ["n2"]
     assert {i: cluster.starts(i, "app") for i in everyone} == starts_before, cluster.logs()
+
+
+def test_three_node_clone_placement_everywhere_and_replaced_on_loss(make_cluster):
+    cluster = make_cluster(3)
+    text = cluster.path.read_text()
+    # `app` leaves the group and becomes a clone on two nodes; the VIP stays a single resource.
+    text = text.replace('resources = [\n    "vip",\n    "app",\n]', 'resources = [\n    "vip",\n]')
+    text = text.replace('id = "app"', 'id = "app"\nclone_max = 2')
+    cluster.path.write_text(text)
+    cluster.start_all()
+
+    def clone_on(indexes, nodes):
+        docs = [cluster.try_status(i) for i in indexes]
+        if any(d is None for d in docs):
+            return None
+        apps = [next(r for r in d["resources"] if r["id"] == "app") for d in docs]
+        return all(a["clone"] == {"max": 2, "nodes": nodes, "failed": []} for a in apps) or None
+
+    cluster.wait("the clone on n0 and n1, seen everywhere", lambda: clone_on(range(3), ["n0", "n1"]))
+    assert cluster.vip_holders() == ["n0"]
+    for index, name in enumerate(cluster.names):
+        state = Path(cluster.tmp / f"app-{name}.state")
+        assert state.exists() == (name in ("n0", "n1")), name
+    cluster.lab.crash(1)
+    cluster.wait("the n1 copy replaced on n2", lambda: clone_on([0, 2], ["n0", "n2"]))
+    assert cluster.vip_holders() == ["n0"]
+    assert cluster.starts(0, "app") == 1  # the surviving copy was not restarted
