@@ -81,6 +81,7 @@ _CUSTOM_PROXY_KEYS = {"balance", "balance_uri_whole", "connection_mode", "log", 
                       "redirect_to_https", "hsts"}
 # Server keywords that do not map one word to one key.
 _SEND_PROXY = {"send-proxy": "v1", "send-proxy-v2": "v2"}
+SYSTEM_CA = "@system-ca"  # HAProxy 2.6's ca-file for the system's CA store
 _SNI_RE = re.compile(r"^str\((.+)\)$")
 _HSTS_RE = re.compile(r"^max-age=(\d+)(;.*)?$")
 # `http-request redirect scheme https [code 301] [if !{ ssl_fc }]`: what redirect_to_https does.
@@ -625,6 +626,9 @@ class _Converter:
                 values["send_proxy"] = _SEND_PROXY[words[0]]
                 words = words[1:]
                 continue
+            if words[:2] == ["ca-file", SYSTEM_CA]:
+                words = words[2:]  # HAProxy's name for the system's CAs: gproxy's default
+                continue
             if words[0] == "sni" and len(words) > 1:
                 match = _SNI_RE.match(words[1])
                 if match is None:
@@ -922,11 +926,12 @@ def _server_words(srv: ServerConfig) -> list[str]:
         elif setting.key in ("verify", "ca_file") and not srv.ssl:
             continue
         else:
-            words.append(str(setting.haproxy) if isinstance(typ, Bool) else f"{setting.haproxy} {typ.to_haproxy(value)}")
+            words.append(str(setting.haproxy) if isinstance(typ, Bool)
+                         else f"{setting.haproxy} {typ.to_haproxy(value)}")
     if srv.ssl and srv.verify == "required":
         words.append("verify required")
         if srv.ca_file is None:
-            words.append("ca-file @system-ca")  # gproxy's default: the system's CAs
+            words.append(f"ca-file {SYSTEM_CA}")  # gproxy's default: the system's CAs
     return words
 
 

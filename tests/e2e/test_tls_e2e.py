@@ -334,3 +334,72 @@ def test_health_checks_go_through_tls(site) -> None:
         time.sleep(0.05)
         row = show_stat(site["stats"])[("secure", "s1")]
     assert (row["status"], row["check_status"]) == ("UP", "L7OK")
+
+
+def wait_until(predicate, timeout: float = IO_TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_reload_rereads_certificates_and_refuses_broken_ones(tmp_path, certs) -> None:
+    """A renewed certificate is served after a reload; a reload naming a
+    missing certificate or a key that does not match is refused with the
+    reason, and the old certificate keeps being served."""
+    import signal
+
+    app = BackendProcess("app").start()
+    live = tmp_path / "live.pem"
+    live.write_bytes(certs["localhost"].read_bytes())
+    port = free_port()
+    config_path = tmp_path / "gproxy.toml"
+
+    def write_config(crt: Path) -> str:
+        return f"""
+[defaults]
+timeout = {{ connect = "2s", client = "{CLIENT_TIMEOUT}", server = "5s" }}
+[listen.web]
+bind = [{{ address = "127.0.0.1:{port}", ssl = true, crt = "{crt}" }}]
+[[listen.web.server]]
+name = "a"
+address = "{app.address}"
+"""
+
+    proxy = GproxyProcess(write_config(live), tmp_path)
+    try:
+        proxy.start([port])
+
+        def served_cn() -> str:
+            with tls_connect(port) as sock:
+                cn = peer_cn(sock)
+                assert request(sock, "/")[0] == 200
+                return cn
+
+        assert wait_until(lambda: served_cn() == "localhost")
+        live.write_bytes(certs["other"].read_bytes())  # renewed in place
+        proxy.signal(signal.SIGHUP)
+        assert wait_until(lambda: served_cn() == "other.test")
+
+        missing = tmp_path / "missing.pem"
+        config_path = proxy.path
+        config_path.write_text(write_config(missing))
+        proxy.signal(signal.SIGHUP)
+        assert wait_until(lambda: "reload refused" in proxy.stderr())
+        assert f"cannot read the certificate {missing}" in proxy.stderr()
+        assert served_cn() == "other.test"
+
+        mismatched = tmp_path / "mismatched.pem"
+        other = certs["other"].read_bytes()
+        key = certs["localhost"].read_bytes()
+        mismatched.write_bytes(other[:other.index(b"-----BEGIN PRIVATE KEY")]
+                               + key[key.index(b"-----BEGIN PRIVATE KEY"):])
+        config_path.write_text(write_config(mismatched))
+        proxy.signal(signal.SIGHUP)
+        assert wait_until(lambda: "the private key does not match the certificate" in proxy.stderr())
+        assert served_cn() == "other.test"
+    finally:
+        proxy.stop()
+        app.stop()

@@ -86,7 +86,8 @@ def test_v1_unknown_uses_the_connection_addresses() -> None:
 
 
 def test_v1_longest_line_fits() -> None:
-    longest = b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n"
+    longest = (b"PROXY UNKNOWN ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff "
+               b"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff 65535 65535\r\n")
     assert len(longest) == V1_MAX_LENGTH
     header, _ = feed([longest])
     assert header.local and header.length == V1_MAX_LENGTH

@@ -7,6 +7,7 @@ refused; the PROXY header is consumed from a socket without eating what follows.
 from __future__ import annotations
 
 import json
+import shutil
 import socket as stdsocket
 import ssl as stdssl
 import subprocess
@@ -425,3 +426,48 @@ def test_health_checks_over_tls(certs) -> None:
     finally:
         for server in servers:
             server.stop()
+
+
+# --- the same configuration for HAProxy ------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
+def test_haproxy_accepts_tls_and_proxy_settings_written_back(certs, tmp_path) -> None:
+    from gproxy.config.convert import convert_haproxy, toml_to_haproxy
+
+    tls_bind = (f'{{ address = "127.0.0.1:8443", ssl = true, crt = ["{certs["default"]}", "{certs["a"]}"], '
+                'alpn = ["http/1.1"], ssl_min_ver = "TLSv1.2", accept_proxy = true }')
+    text = f"""
+[frontend.www]
+bind = ["127.0.0.1:8080", {tls_bind}]
+redirect_to_https = true
+hsts = "365d"
+default_backend = "app"
+[backend.app]
+[[backend.app.server]]
+name = "a"
+address = "127.0.0.1:9443"
+ssl = true
+ca_file = "{certs['other']}"
+sni = "app.test"
+send_proxy = "v2"
+[[backend.app.server]]
+name = "b"
+address = "127.0.0.1:9444"
+ssl = true
+send_proxy = "v1"
+"""
+    config = load_string(text)
+    cfg = toml_to_haproxy(config)
+    assert "ssl-min-ver TLSv1.2" in cfg and "accept-proxy" in cfg and "send-proxy-v2" in cfg
+    path = tmp_path / "haproxy.cfg"
+    path.write_text(cfg)
+    result = subprocess.run(["haproxy", "-c", "-f", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # And back: HAProxy's spelling converts to the same configuration.
+    back = convert_haproxy(cfg)
+    assert back.problems == ()
+    again = load_string(back.text)
+    assert again.frontends["www"].listeners == config.frontends["www"].listeners
+    assert (again.frontends["www"].hsts, again.frontends["www"].redirect_to_https) == (365 * 86_400_000, True)
+    assert again.backends["app"].servers == config.backends["app"].servers
