@@ -98,8 +98,9 @@ def site(tmp_path_factory):
     cert = make_cert(workdir, "localhost", "localhost")
     syslog = UdpLogReceiver()
     app = BackendProcess("app").start()
+    other = BackendProcess("other").start()
     recorders = {name: Recorder() for name in ("v1", "v2", "tcp", "checked_v1", "checked_v2")}
-    ports = {name: free_port() for name in ("pp", "pps", "send1", "send2", "tcp", "behind")}
+    ports = {name: free_port() for name in ("pp", "pps", "send1", "send2", "tcp", "behind", "hashed")}
     stats_path = str(workdir / "admin.sock")
 
     def recorder_server(name: str, version: str) -> list[dict]:
@@ -116,6 +117,9 @@ def site(tmp_path_factory):
             "pps": {"bind": [{"address": f"127.0.0.1:{ports['pps']}", "accept_proxy": True, "ssl": True,
                               "crt": str(cert)}],
                     "server": [{"name": "a", "address": app.address}]},
+            "hashed": {"bind": [{"address": f"127.0.0.1:{ports['hashed']}", "accept_proxy": True}],
+                       "balance": "source",
+                       "server": [{"name": "a", "address": app.address}, {"name": "b", "address": other.address}]},
             "behind": {"bind": [{"address": f"127.0.0.1:{ports['behind']}", "accept_proxy": True}],
                        "server": [{"name": "a", "address": app.address}]},
             "send1": {"bind": [{"address": f"127.0.0.1:{ports['send1']}", "accept_proxy": True}],
@@ -141,6 +145,7 @@ def site(tmp_path_factory):
         tunnel.stop()
         proxy.stop()
         app.stop()
+        other.stop()
         for recorder in recorders.values():
             recorder.close()
         syslog.close()
@@ -271,3 +276,19 @@ def test_health_checks_send_a_proxy_header_too(site) -> None:
         while show_stat(site["stats"])[(name, "r")]["status"] != "UP" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert show_stat(site["stats"])[(name, "r")]["check_status"] == "L7OK"
+
+
+def test_source_balancing_hashes_the_claimed_address(site) -> None:
+    """Every connection comes from 127.0.0.1: if the balancer hashed that,
+    one server would get them all."""
+    port = site["ports"]["hashed"]
+    chosen: dict[str, set[str]] = {}
+    for index in range(1, 9):
+        claimed = f"198.51.100.{index}"
+        for _ in range(2):
+            answer = exchange(port, v1(claimed, 1000 + index, "127.0.0.1", port) + REQUEST)
+            status, headers, _ = parse_response(answer)
+            assert status == 200
+            chosen.setdefault(claimed, set()).update(headers["x-backend"])
+    assert all(len(servers) == 1 for servers in chosen.values())  # sticky per claimed client
+    assert set().union(*chosen.values()) == {"app", "other"}
