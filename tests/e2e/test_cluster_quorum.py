@@ -319,3 +319,32 @@ def test_three_node_clone_placement_everywhere_and_replaced_on_loss(make_cluster
     cluster.wait("the n1 copy replaced on n2", lambda: clone_on([0, 2], ["n0", "n2"]))
     assert cluster.vip_holders() == ["n0"]
     assert cluster.starts(0, "app") == 1  # the surviving copy was not restarted
+
+
+def test_failed_fencing_blocks_the_takeover_until_it_succeeds(make_cluster, tmp_path):
+    flag = tmp_path / "fence-allowed"
+    record = tmp_path / "fenced"
+    cluster = make_cluster(3, fencing={"command": ["sh", "-c", f'test -e {flag} && echo "{{node}}" >> {record}'],
+                                       "timeout": "5s"})
+    cluster.start_all()
+    cluster.wait("svc on n0 seen everywhere", lambda: all(_all_on(cluster, i, "n0") for i in range(3)))
+    cluster.wait("everyone online everywhere", lambda: all(
+        (d := cluster.try_status(i)) and {n["state"] for n in d["nodes"]} == {"online"} for i in range(3)))
+
+    cluster.lab.crash(0)
+    cluster.wait("the failed fencing reported by the new DC",
+                 lambda: (d := cluster.try_status(1)) and d["dc"] == "n1"
+                 and d["fencing"].get("n0", {}).get("state") == "failed")
+    doc = cluster.status(1)
+    assert "exited 1" in doc["fencing"]["n0"]["reason"]
+    # Blocked: still shown where last seen (n0 may run them: nobody knows), not taken.
+    assert {(r["state"], r["node"]) for r in doc["resources"]} == {("started", "n0")}
+    assert [h for h in cluster.vip_holders() if h != "n0"] == []  # the crashed namespace keeps its address
+    assert not (cluster.tmp / "app-n1.state").exists() and not (cluster.tmp / "app-n2.state").exists()
+    assert "fencing: node=n0, ok=False" in cluster.log(1)
+
+    flag.write_text("")
+    cluster.wait("fenced on the retry, then taken over", lambda: _all_on(cluster, 1, "n1"), timeout=25)
+    assert record.read_text() == "n0\n"
+    assert cluster.status(1)["fencing"]["n0"]["state"] == "done"
+    assert [h for h in cluster.vip_holders() if h != "n0"] == ["n1"]
