@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import replace
 import signal
 import sys
 
@@ -70,7 +71,10 @@ def cmd_run(args) -> int:
     # Absolute paths: a daemon works from /, and an upgrade runs this command line again.
     path = os.path.abspath(args.file)
     pidfile = os.path.abspath(args.pidfile) if args.pidfile else None
-    argv = ["run", path] + (["--foreground"] if args.foreground else []) + (["--pidfile", pidfile] if pidfile else [])
+    if args.daemon:
+        config = replace(config, global_=replace(config.global_, daemon=True))
+    argv = (["run", path] + (["--foreground"] if args.foreground else []) + (["--daemon"] if args.daemon else [])
+            + (["--pidfile", pidfile] if pidfile else []))
     return run_master(path, config, foreground=args.foreground, pidfile=pidfile, argv=argv)
 
 
@@ -144,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("run", help="run the load balancer")
     p.add_argument("file")
-    p.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (overrides global.daemon)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--foreground", "-f", action="store_true", help="stay in the foreground (overrides global.daemon)")
+    mode.add_argument("--daemon", "-D", action="store_true",
+                      help="go to the background once serving, as with global.daemon (for init scripts)")
     p.add_argument("--pidfile", "-p")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("reload", help="reload a running gproxy: check FILE, then SIGHUP its master")
