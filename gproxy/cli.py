@@ -67,7 +67,7 @@ def cmd_run(args) -> int:
         for line in exc.lines():
             print(line, file=sys.stderr)
         return EXIT_USER_ERROR
-    from gproxy.master import run_master
+    from gproxy.master_os import run_master
     # Absolute paths: a daemon works from /, and an upgrade runs this command line again.
     path = os.path.abspath(args.file)
     pidfile = os.path.abspath(args.pidfile) if args.pidfile else None

@@ -35,17 +35,15 @@ stop). So a reload is only "start a new generation":
 Each worker's life is the table `_WORKER_TABLE` behind
 `WorkerRecord.process_event()`. The OS (fork, kill, waitpid, select, the
 clock) is reached through `System` and `Spawner`, so the unit tests run the
-loop turn by turn with fakes and a manual clock.
+loop turn by turn with fakes and a manual clock; gproxy.master_os has the
+real ones and `run_master()`, the entry point of `gproxy run`.
 """
 
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
-import sys
-import traceback
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -53,13 +51,12 @@ from typing import Callable, Protocol
 
 from gproxy import control
 from gproxy.config.model import Config
-from gproxy.daemon import PrivilegeError, check_privileges, remove_pidfile, sd_notify, write_pidfile
+from gproxy.daemon import check_privileges, remove_pidfile, sd_notify, write_pidfile
 from gproxy.errors import ConfigError, GproxyError, IllegalTransition
-from gproxy.master_sockets import ENV_FDS, SocketSet
+from gproxy.master_sockets import SocketSet
 # Imported here, not in the workers: forked workers find it loaded and start fast.
 from gproxy.worker import WORKER_BOOT_ERROR
 
-ENV_UPGRADE = "GPROXY_UPGRADE"  # "<ready pipe fd>,<state memfd>" for a re-executed master
 
 LOOP_TIMEOUT = 1.0  # seconds the loop sleeps when nothing happens
 BOOT_TIMEOUT = 30.0  # seconds a worker has to say READY
@@ -148,52 +145,36 @@ class Upgrade:
 
 # -- the OS seams ---------------------------------------------------------------------------------
 
-class System:
-    """Clock, signals to processes, reaping and waiting: the real ones."""
+class System(Protocol):
+    """The clock, signals to processes, reaping and waiting (gproxy.master_os.RealSystem)."""
 
-    def monotonic(self) -> float:
-        import time
-        return time.monotonic()
+    def monotonic(self) -> float: ...
 
-    def kill(self, pid: int, sig: int) -> None:
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+    def kill(self, pid: int, sig: int) -> None: ...
 
     def reap(self) -> list[tuple[int, int]]:
-        """(pid, exit code or -signal) for every child that exited."""
-        done = []
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            done.append((pid, os.waitstatus_to_exitcode(status)))
-        return done
+        """(pid, exit code or -signal) of every child that exited."""
+        ...
 
     def wait(self, fds: list[int], timeout: float) -> list[int]:
-        try:
-            readable, _, _ = select.select(fds, [], [], max(0.0, timeout))
-        except InterruptedError:
-            return []
-        return readable
+        """The readable ones among `fds`, after at most `timeout` seconds."""
+        ...
 
-    def read(self, fd: int) -> bytes:
-        try:
-            return os.read(fd, 4096)
-        except BlockingIOError:
-            return b"."  # spurious wake-up: count it as a sign of life
-        except OSError:
-            return b""
+    def read(self, fd: int) -> bytes: ...
 
-    def close(self, fd: int) -> None:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
+    def close(self, fd: int) -> None: ...
+
+
+class Log(Protocol):
+    """The master's messages (gproxy.master_os.MasterLog)."""
+
+    def __call__(self, message: str, severity: str = "notice") -> None: ...
+
+    def configure(self, config: Config) -> None:
+        """Follow a reloaded configuration's global log targets."""
+        ...
+
+    def close(self) -> None: ...
 
 
 class Spawner(Protocol):
@@ -202,40 +183,6 @@ class Spawner(Protocol):
     def request(self, worker: WorkerRecord, command: str, timeout: float) -> str | None: ...
 
     def exec_master(self, arbiter: "Arbiter", state_text: str) -> Upgrade: ...
-
-
-# -- the log ----------------------------------------------------------------------------------------
-
-class MasterLog:
-    """The master's messages: on stderr, and to the global syslog targets."""
-
-    def __init__(self, config: Config, clock: Callable[[], float]):
-        self._senders: list = []
-        self._clock = clock
-        self.lines: list[str] = []  # the last messages, for tests and `show proc`-like reports
-        self.configure(config)
-
-    def configure(self, config: Config) -> None:
-        from gproxy.logsink import _Sender  # the sink's synchronous sender: the master has no hub
-        self.close()
-        for target in config.global_.log:
-            if target.target != "stderr":
-                self._senders.append(_Sender(target, target.tag, os.getpid(), 1024))
-
-    def __call__(self, message: str, severity: str = "notice") -> None:
-        self.lines = self.lines[-99:] + [message]
-        try:
-            print(f"[gproxy] master {os.getpid()}: {message}", file=sys.stderr, flush=True)
-        except (OSError, ValueError):
-            pass
-        import time
-        for sender in self._senders:
-            sender.send(f"master: {message}", severity, time.time())
-
-    def close(self) -> None:
-        for sender in self._senders:
-            sender.close()
-        self._senders = []
 
 
 # -- the arbiter ------------------------------------------------------------------------------------
@@ -252,15 +199,14 @@ class MasterOptions:
 
 class Arbiter:
     def __init__(self, config: Config, sockets: SocketSet, options: MasterOptions, spawner: Spawner,
-                 system: System | None = None, load: Callable[[str], Config] | None = None,
-                 log: Callable[..., None] | None = None, notify: Callable[[str], bool] = sd_notify,
-                 state_text: str = ""):
-        self.system = system or System()
+                 system: System, load: Callable[[str], Config], log: Log,
+                 notify: Callable[[str], bool] = sd_notify, state_text: str = ""):
+        self.system = system
         self.sockets = sockets
         self.options = options
         self.spawner = spawner
-        self.load = load or _load_file
-        self.log = log or MasterLog(config, self.system.monotonic)
+        self.load = load
+        self.log = log
         self.notify = notify
         self.current = Generation(1, config, state_text)
         self.generations: dict[int, Generation] = {1: self.current}
@@ -391,8 +337,7 @@ class Arbiter:
         state = self.collect_state()
         number = max(self.generations) + 1
         self.current = self.generations[number] = Generation(number, new, state)
-        if isinstance(self.log, MasterLog):
-            self.log.configure(new)
+        self.log.configure(new)
         self.reloads += 1
         self.log(f"reloading {path}: starting generation {number}")
         self.manage(now)
@@ -680,8 +625,7 @@ class Arbiter:
                 self.system.close(fd)
             self._wake = None
         self.log("exiting" + (" (handed over)" if handover else ""), "info")
-        if isinstance(self.log, MasterLog):
-            self.log.close()
+        self.log.close()
 
     def close_in_child(self, keep: WorkerRecord | None = None) -> None:
         """In a forked worker: close what belongs to the master (the wake-up
@@ -698,8 +642,7 @@ class Arbiter:
             self.system.close(self.upgrade.ready_fd)
         if self.options.ready_fd is not None:
             self.system.close(self.options.ready_fd)
-        if isinstance(self.log, MasterLog):
-            self.log.close()
+        self.log.close()
 
 
 def _describe(status: int | None) -> str:
@@ -713,89 +656,3 @@ def _describe(status: int | None) -> str:
     return "WORKER_BOOT_ERROR" if status == WORKER_BOOT_ERROR else f"exit status {status}"
 
 
-def _load_file(path: str) -> Config:
-    """Read and validate a configuration the way `gproxy check` does: its
-    certificates and keys too (ConfigError with every problem)."""
-    from gproxy.config.loader import load_file
-    config = load_file(path)
-    validate(config)
-    return config
-
-
-def validate(config: Config) -> None:
-    """What the loader cannot see: files a worker will read at start (TLS)."""
-    from gproxy.tls import build_contexts
-    build_contexts(config)
-
-
-# -- the entry point --------------------------------------------------------------------------------
-
-def run_master(config_path: str, config: Config, foreground: bool, pidfile: str | None,
-               argv: list[str]) -> int:
-    """`gproxy run`: bind, go to the background if asked, run the arbiter.
-    Returns the exit status; user errors are one line on stderr and 1."""
-    from gproxy.daemon import daemonize
-    from gproxy.spawn import ForkSpawner
-
-    upgrade = os.environ.pop(ENV_UPGRADE, None)
-    inherited = os.environ.pop(ENV_FDS, None)
-    pidfile = pidfile or config.global_.pidfile
-    ready_fd: int | None = None
-    state_text = ""
-    try:
-        validate(config)
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
-        return 1
-    try:
-        check_privileges(config.global_)
-        sockets = SocketSet.from_env(inherited) if inherited else SocketSet()
-        sockets.update(config)
-        if upgrade:
-            ready_fd, state_text = _read_upgrade(upgrade)
-        elif config.global_.state_file:
-            state_text = _read_state_file(config.global_.state_file)
-        if config.global_.daemon and not foreground and not upgrade:
-            ready_fd = daemonize()  # the shell gets its answer once the workers serve
-    except (GproxyError, PrivilegeError) as exc:
-        print(f"gproxy: {exc}", file=sys.stderr)
-        if ready_fd is not None:
-            os.close(ready_fd)
-        return 1
-    options = MasterOptions(config_path=config_path, pidfile=pidfile, foreground=foreground or not config.global_.daemon,
-                            ready_fd=ready_fd, upgraded=bool(upgrade), argv=argv)
-    arbiter = Arbiter(config, sockets, options, ForkSpawner(), state_text=state_text)
-    try:
-        return arbiter.run()
-    except Exception:  # a bug in the master: say it, and let the workers go with us
-        traceback.print_exc()
-        return EXIT_HALTED
-
-
-def _read_upgrade(value: str) -> tuple[int, str]:
-    """GPROXY_UPGRADE: the pipe to the old master and the server state memfd."""
-    try:
-        ready_text, state_text_fd = value.split(",")
-        ready_fd, state_fd = int(ready_text), int(state_text_fd)
-    except ValueError:
-        raise GproxyError(f"{ENV_UPGRADE}: not what a gproxy master passes") from None
-    chunks = []
-    with os.fdopen(state_fd, "rb") as handle:
-        while chunk := handle.read(65536):
-            chunks.append(chunk)
-    os.set_inheritable(ready_fd, False)
-    return ready_fd, b"".join(chunks).decode("latin-1")
-
-
-def _read_state_file(path: str) -> str:
-    """A cold start's server state (global.state_file); missing is normal."""
-    try:
-        with open(path, encoding="latin-1") as handle:
-            return handle.read()
-    except FileNotFoundError:
-        return ""
-    except OSError as exc:
-        print(f"gproxy: state_file {path}: {exc.strerror or exc} (starting from the configuration)",
-              file=sys.stderr)
-        return ""

@@ -122,6 +122,21 @@ class FakeSockets:
         self.closed_all = unlink
 
 
+class FakeLog:
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.configured = 0
+
+    def __call__(self, message: str, severity: str = "notice") -> None:
+        self.messages.append(message)
+
+    def configure(self, config) -> None:
+        self.configured += 1
+
+    def close(self) -> None:
+        pass
+
+
 class Harness:
     """An arbiter with fakes, and helpers to play the workers' part."""
 
@@ -129,13 +144,14 @@ class Harness:
         self.system = FakeSystem()
         self.spawner = FakeSpawner()
         self.sockets = FakeSockets()
-        self.messages: list[str] = []
+        self.log = FakeLog()
+        self.messages = self.log.messages
         self.notified: list[str] = []
         self.next_config = config(workers)
         self.arbiter = Arbiter(
             config(workers), self.sockets, MasterOptions(config_path="/etc/gproxy.toml"),
             self.spawner, system=self.system, load=load or (lambda path: self.next_config),
-            log=lambda message, severity="notice": self.messages.append(message),
+            log=self.log,
             notify=lambda state: self.notified.append(state) or True)
 
     def turn(self, seconds: float = 0.0) -> None:
@@ -272,6 +288,7 @@ def test_reload_starts_a_generation_with_the_state_and_retires_the_old_one_when_
     assert h.spawner.spawned[-1][1].config.backends["app"].servers[0].weight == 5
     assert h.system.signals_to(old) == []  # still serving while the new one boots
     assert h.notified[-1] == "RELOADING=1"
+    assert h.log.configured == 1  # the master logs to the new file's targets
     h.ready(new)
     assert h.system.signals_to(old) == [signal.SIGUSR1]
     assert h.arbiter.workers[old].state is WorkerState.RETIRING
