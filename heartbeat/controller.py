@@ -401,7 +401,11 @@ class Controller:
             if status.state == ResourceState.STARTED:
                 self.last_seen[status.resource] = status.node
         if not self.may_manage:
-            self._enforce_without_quorum(now)
+            # Right after start-up a node is alone until it hears its peers: it
+            # waits initdead before treating that as a partition without quorum,
+            # or restarting heartbeat on a node would stop its resources.
+            if (now - self.started) * 1000 >= self.config.initdead:
+                self._enforce_without_quorum(now)
             return
         if not self.is_dc or not self.ready(now) or now < self.settle_until:
             return

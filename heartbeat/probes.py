@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 
 import gevent
@@ -26,6 +27,7 @@ CONNECT_TIMEOUT_S = 1.0
 KILL_GRACE_S = 1.0
 POLL_S = 0.02
 NODE_PLACEHOLDER = "{node}"
+OUTPUT_TAIL = 4096  # bytes of a command's output kept for its one-line reason
 
 
 def _wait(proc: subprocess.Popen, timeout_s: float) -> bool:
@@ -66,18 +68,20 @@ def _kill(proc: subprocess.Popen) -> None:
 
 def run(argv: list[str], timeout_s: float) -> tuple[int | None, str]:
     """Run argv in its own process group; (exit status or None on timeout, output tail)."""
-    try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
-    except OSError as exc:
-        return 127, f"cannot run {argv[0]}: {exc.strerror or exc}"
-    done = _wait(proc, timeout_s)
-    if not done:
-        _kill(proc)
-    output = proc.stdout.read(4096).decode(errors="replace") if proc.stdout else ""
-    if proc.stdout:
-        proc.stdout.close()
-    return (proc.returncode if done else None), output.strip().splitlines()[-1:][0] if output.strip() else ""
+    # Output goes to an unlinked file, not a pipe: a chatty command cannot
+    # block on a full pipe, and a daemon it leaves behind cannot hold it open.
+    with tempfile.TemporaryFile() as out:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+        except OSError as exc:
+            return 127, f"cannot run {argv[0]}: {exc.strerror or exc}"
+        done = _wait(proc, timeout_s)
+        if not done:
+            _kill(proc)
+        out.seek(max(0, out.seek(0, os.SEEK_END) - OUTPUT_TAIL))
+        lines = out.read().decode(errors="replace").strip().splitlines()
+    return (proc.returncode if done else None), (lines[-1] if lines else "")
 
 
 def probe(target: str) -> bool:

@@ -260,3 +260,26 @@ def test_a_dc_that_just_gained_quorum_waits_to_hear_the_rejoining_nodes():
     h.now += 0.2
     c.pulse()
     assert h.executed == [] and c.last_transition is not None and c.last_transition.actions == ()
+
+
+def test_a_node_alone_after_start_waits_initdead_before_stopping():
+    config = ClusterConfig(**{**cluster(3).__dict__, "initdead": 3000})
+    h = Harness(config, local="n3")
+    c = h.controller
+    c.set_local_status(running("n3", "a", "b"))  # found running by the start-up probe
+    c.pulse()
+    assert h.executed == [] and not c.quorum.have
+    h.now += 3
+    c.pulse()
+    assert [e[1:] for e in h.executed] == [("stop", "b")]
+
+
+def test_probes_run_reach_and_fencing():
+    from heartbeat import probes
+    assert probes.run_fencing(("sh", "-c", "echo fenced {node}"), "n2", 5000) == (True, "sh exited 0: fenced n2")
+    assert probes.run_fencing(("sh", "-c", "yes | head -c 200000; exit 3"), "n2", 5000)[0] is False
+    ok, reason = probes.run_fencing(("sleep", "5"), "n2", 200)
+    assert not ok and "timed out after 200 ms" in reason
+    ok, reason = probes.run_fencing(("/nonexistent/fence",), "n2", 200)
+    assert not ok and reason.startswith("/nonexistent/fence exited 127: cannot run")
+    assert probes.reach(("127.0.0.1", "127.0.0.1:1")) == 2  # ICMP echo, and a TCP refusal that answers
