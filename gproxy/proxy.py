@@ -258,6 +258,8 @@ class Gproxy:
                     sock, address, local, tls = accepted.sock, accepted.client, accepted.local, accepted.tls
                     if tls:
                         counters.ssl_sess += 1
+                        if sock.session_reused:  # resumed from a ticket or the session cache
+                            counters.ssl_reused_sess += 1
                 counters.enter(self.clock.wall())
                 entered = True
                 stream = Stream(next(self._stream_ids), fe.name, f"{address[0]}:{address[1]}",

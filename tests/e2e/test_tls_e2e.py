@@ -403,3 +403,16 @@ address = "{app.address}"
     finally:
         proxy.stop()
         app.stop()
+
+
+def test_resumed_sessions_are_counted(site) -> None:
+    context = client_context()
+    with tls_connect(site["ports"]["https"], context=context) as sock:
+        assert request(sock, "/", close=False)[0] == 200  # the session ticket arrives with the data
+        session = sock.session
+    before = int(show_stat(site["stats"])[("www", "FRONTEND")]["ssl_reused_sess"])
+    raw = socket.create_connection(("127.0.0.1", site["ports"]["https"]), timeout=IO_TIMEOUT)
+    with context.wrap_socket(raw, server_hostname="localhost", session=session) as sock:
+        assert sock.session_reused
+        assert request(sock, "/")[0] == 200
+    assert int(show_stat(site["stats"])[("www", "FRONTEND")]["ssl_reused_sess"]) == before + 1
