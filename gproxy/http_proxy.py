@@ -81,7 +81,7 @@ class HttpSession:
         self.mode = "close" if "close" in modes else ("server-close" if "server-close" in modes else "keep-alive")
         self.forwardfor = fe_cfg.forwardfor or (be_cfg.forwardfor if be_cfg else None)
         self.add_xff = self._wants_xff()
-        self.parser = RequestParser(ctx.tune.max_header_bytes, ctx.tune.maxhdr)
+        self.parser = RequestParser(ctx.tune.max_header_bytes, ctx.tune.maxhdr, ctx.tune.max_uri_length)
         self.accept_wall = ctx.clock.wall()
         self.accept_mono = ctx.clock.mono()
         self.sent_anything = False

@@ -77,6 +77,7 @@ class Tune:
     bufsize: int = 16384
     maxhdr: int = 101  # most header lines in one message (HAProxy's tune.http.maxhdr)
     max_header_bytes: int = 16384  # a request head larger than this gets 431
+    max_uri_length: int = 8192  # a longer request target gets 414
 
 
 @dataclass(frozen=True)

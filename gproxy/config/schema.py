@@ -137,6 +137,7 @@ TUNE = Section("tune", "global.tune", "Limits of the HTTP parser.", (
     Setting("maxhdr", Int(1, MAX_HDR_LIMIT), "Most header lines in one HTTP message (more gets 400).", 101,
             haproxy="tune.http.maxhdr"),
     Setting("max_header_bytes", Int(MIN_BUFSIZE), "Largest request head in bytes; a larger one gets 431.", 16384),
+    Setting("max_uri_length", Int(64), "Longest request target (URI) in bytes; a longer one gets 414.", 8192),
 ))
 
 GLOBAL = Section("global", "[global]", "Process-wide settings.", (

@@ -276,3 +276,12 @@ def test_forwardfor_custom_header(proxy):
     status, _, body = http_get(port, "/echo")
     names = [k for k, _ in json.loads(body)["headers"]]
     assert "X-Client-IP" in names and "X-Forwarded-For" not in names
+
+
+def test_uri_length_limit_is_configurable(start_backend, start_gproxy, port):
+    backend = start_backend("web")
+    config = http_config([{"name": "web", "address": backend.address}], port=port)
+    config["global"]["tune"] = {"max_uri_length": 100}
+    start_gproxy(config, [port])
+    assert http_get(port, "/" + "a" * 50)[0] == 200
+    assert http_get(port, "/" + "a" * 200)[0] == 414
