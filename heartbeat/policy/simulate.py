@@ -107,13 +107,16 @@ def _resources(cib: Cib, status: ClusterStatus) -> list[str]:
     lines = ["  * Resources:"]
     for unit in units(config):
         indent = "    "
+        clone_max = config.clone_max_of(unit.id)
+        cloned = "" if clone_max is None else f" (clone of {clone_max})"
         if unit.is_group:
             indent = "      "
-            lines.append(f"    * Resource Group: {unit.id}:")
+            lines.append(f"    * Resource Group: {unit.id}{cloned}:")
+            cloned = ""
         for rid in unit.members:
             res = config.resource(rid)
             assert res is not None
-            lines.append(f"{indent}* {rid} ({res.agent}):  {_state(rid, status)}"
+            lines.append(f"{indent}* {rid} ({res.agent}){cloned}:  {_state(rid, status)}"
                          + (" (disabled)" if res.target_role == "stopped" else ""))
     configured = {r.id for r in config.resources}
     for entry in sorted(status.resources, key=lambda e: (e.resource, e.node)):
