@@ -485,7 +485,9 @@ class Controller:
         """A resource that is to start on another node than where it was last
         seen running, without a move constraint, is failing over."""
         moved: dict[tuple[str, str], list[str]] = {}
-        moves = {m.resource for m in self.cib.moves}
+        # An administrator's move to a node is not a failover; leaving that
+        # node afterwards (it died, the resource failed there) is one.
+        moves = {m.resource: m.node for m in self.cib.moves}
         starts = {a.resource: a.node for a in transition.actions
                   if a.kind == "start" and self.config.clone_max_of(a.resource) is None}
         for rid, target in starts.items():
@@ -493,7 +495,8 @@ class Controller:
             if before is None or before == target:
                 continue
             group = self.config.group_of(rid)
-            if rid in moves or (group and group.id in moves):
+            asked = moves.get(rid) or (moves.get(group.id) if group else None)
+            if asked == target and before in self.online:
                 continue
             moved.setdefault((before, target), []).append(rid)
         for (source, target), resources in moved.items():
