@@ -210,6 +210,7 @@ class Arbiter:
         self.notify = notify
         self.current = Generation(1, config, state_text)
         self.generations: dict[int, Generation] = {1: self.current}
+        self.last_generation = 1  # generation numbers are never reused, even after a rollback
         self.workers: dict[int, WorkerRecord] = {}
         self.signals: deque[int] = deque()
         self.upgrade: Upgrade | None = None
@@ -236,6 +237,7 @@ class Arbiter:
         self.log(f"started with {self.options.config_path} "
                  f"({self.config.global_.workers} worker{'s' if self.config.global_.workers > 1 else ''})",
                  "info")
+        self._warn_shared_stats(self.config)
         try:
             while not self.halted:
                 self.run_once(LOOP_TIMEOUT)
@@ -335,12 +337,23 @@ class Arbiter:
             return
         self.notify("RELOADING=1")
         state = self.collect_state()
-        number = max(self.generations) + 1
+        self.last_generation += 1
+        number = self.last_generation
         self.current = self.generations[number] = Generation(number, new, state)
         self.log.configure(new)
         self.reloads += 1
         self.log(f"reloading {path}: starting generation {number}")
+        self._warn_shared_stats(new)
         self.manage(now)
+
+    def _warn_shared_stats(self, config: Config) -> None:
+        """Several workers share each stats socket, and each keeps its own
+        server states (as HAProxy's nbproc did): say so where it matters."""
+        g = config.global_
+        if g.workers > 1 and g.stats_sockets:
+            self.log(f"workers = {g.workers}: each stats socket connection reaches one worker, and "
+                     "`set server` changes that worker only (workers = 1 to manage servers at runtime)",
+                     "warning")
 
     def _refuse(self, message: str, details: list[str]) -> None:
         self.failed_reloads += 1
@@ -506,6 +519,10 @@ class Arbiter:
         current = self.current
         if current.failed:
             return  # halting: a first generation that cannot boot is not started again
+        # Forget the generations nobody runs any more (their configurations with them).
+        running = {w.generation for w in self.workers.values()}
+        for number in [n for n in self.generations if n != current.number and n not in running]:
+            del self.generations[number]
         wanted = current.config.global_.workers
         # A worker being killed for not booting keeps its place: its exit decides (halt or roll back).
         mine = [w for w in self.workers.values()

@@ -135,7 +135,7 @@ class Worker:
         proxy.adopt(lambda address: spec.tcp[tcp_key(address)], lambda stats: spec.unix[stats.path])
         if spec.state_text:
             for line in restore_state(proxy, spec.state_text, proxy.clock.wall()):
-                self.log(f"server state after reload: {line}")
+                self.log(f"server state restored: {line}")
         _preload()
         for sock in spec.tcp.values():
             sock.listen(LISTEN_BACKLOG)  # the master binds without listening (master_sockets); again is harmless

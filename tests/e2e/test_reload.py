@@ -286,7 +286,7 @@ def test_drain_maint_and_weight_set_at_runtime_survive_a_reload(proxy, start_bac
     assert rows["b"][6] == "1"  # FMAINT
     assert rows["c"][7] == "7"  # the weight set on the CLI
     assert {http_get(proxy.port, "/")[1]["x-backend"][0] for _ in range(5)} == {"c"}
-    assert "server state after reload: app/a: drain" in proxy.process.stderr()
+    assert "server state restored: app/a: drain" in proxy.process.stderr()
 
 
 def test_an_upgrade_under_load_loses_nothing_and_changes_the_master(proxy):
@@ -350,3 +350,18 @@ def test_workers_share_the_listeners(tmp_path, start_backend, start_gproxy, port
     with Load(port, keepalive=0, close=4) as load:
         load.wait_requests(300)
     assert load.counts["ok"] >= 300 and load.counts["failed"] == 0
+
+
+def test_state_file_carries_runtime_state_across_a_restart(tmp_path, start_backend, start_gproxy, port):
+    a, b = start_backend("a"), start_backend("b")
+    stats, state = tmp_path / "admin.sock", tmp_path / "servers.state"
+    config = reload_config(port, stats, tmp_path / "g.pid", [server("a", a), server("b", b)],
+                           state_file=str(state))
+    first = start_gproxy(config, [port])
+    wait_until((tmp_path / "g.pid").exists, what="the pid file")
+    assert cli(stats, "set server app/a state maint") == "\n"
+    first.stop()  # SIGTERM: the master saves the state before stopping its workers
+    assert " a 127.0.0.1 0 1 " in state.read_text()
+    second = start_gproxy(config, [port])
+    wait_until(lambda: "server state restored: app/a: maint" in second.stderr(), what="the state re-applied")
+    assert {http_get(port, "/")[1]["x-backend"][0] for _ in range(4)} == {"b"}

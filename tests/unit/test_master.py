@@ -297,6 +297,7 @@ def test_reload_starts_a_generation_with_the_state_and_retires_the_old_one_when_
     h.exit(old, 0)
     assert h.pids() == [new]
     assert not h.arbiter.halted
+    assert list(h.arbiter.generations) == [2]  # the old configuration is not kept
 
 
 def test_a_bad_configuration_is_refused_and_changes_nothing():
