@@ -82,8 +82,10 @@ def cmd_reload(args) -> int:
     """Check the configuration, then signal the running master (SIGHUP, or
     SIGUSR2 with --upgrade). The master checks it again and logs the outcome."""
     from gproxy.daemon import PidfileError, read_pidfile
+    from gproxy.master_os import validate
     try:
         config = _load(args.file)
+        validate(config)  # certificates and keys too, as the master will
     except ConfigError as exc:
         for line in exc.lines():
             print(line, file=sys.stderr)
