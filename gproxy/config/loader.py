@@ -14,11 +14,10 @@ import difflib
 import json
 import re
 import sys
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from gsuite import tomlfile
 from gproxy.config.model import (
     BackendConfig,
     BindConfig,
@@ -72,7 +71,6 @@ _TLS_SERVER_KEYS = ("ca_file", "sni")
 FIRST_PROXY_ID = 2
 
 _INVALID = object()  # a value that failed validation (its problem is already recorded)
-_TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _SECTION_HEADER_RE = re.compile(
     r"""^\s*\[\[?\s*(listen|frontend|backend)\s*\.\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))""",
     re.MULTILINE,
@@ -81,21 +79,17 @@ _SECTION_HEADER_RE = re.compile(
 
 def load_file(path: str) -> Config:
     """Load and validate a TOML file; raise ConfigError listing every problem."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([(path, f"cannot read the file: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([(path, "cannot read the file: it is not UTF-8 text")]) from None
+    text, problems = tomlfile.read_text(path)
+    if text is None:
+        raise ConfigError(problems)
     return load_string(text, source=path)
 
 
 def load_string(text: str, source: str = "<string>") -> Config:
     """Load TOML text. Proxy ids follow the order of the sections in `text`."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([(source, _toml_reason(exc))]) from None
+    data, problems = tomlfile.parse(text, source)
+    if data is None:
+        raise ConfigError(problems)
     return _Loader(source, _section_positions(text)).load(data)
 
 
@@ -124,15 +118,6 @@ def summary(config: Config) -> str:
     ]
     return ", ".join(f"{n} {one if n == 1 else many}" for n, one, many in counts)
 
-
-def _toml_reason(exc: tomllib.TOMLDecodeError) -> str:
-    message = str(exc)
-    match = _TOML_POSITION_RE.search(message)
-    where = ""
-    if match:
-        message = message[: match.start()]
-        where = f" (line {match.group(1)}, column {match.group(2)})"
-    return f"invalid TOML: {message[:1].lower()}{message[1:]}{where}"
 
 
 def _section_positions(text: str) -> dict[tuple[str, str], int]:

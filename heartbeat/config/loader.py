@@ -20,13 +20,12 @@ import ipaddress
 import os
 import re
 import stat
-import tomllib
-from pathlib import Path
 from typing import Any
 
 from gsuite.config_types import did_you_mean, show
 from gsuite.durations import format_duration
 from gsuite.snmp_config import SnmpConfig, parse_snmp
+from gsuite import tomlfile
 from heartbeat.config.schema import (
     CLUSTER,
     DEFAULT_OP_TIMEOUT,
@@ -54,28 +53,23 @@ from heartbeat.model import (
 
 INITDEAD_FACTOR = 3  # default initdead = 3 x deadtime: the model's 5s/15s pair; Heartbeat asks for >= 2x
 KEY_FILE_PRIVATE_BITS = 0o077  # any group/other permission on the key file (Heartbeat wants 0600)
-_TOML_POSITION_RE = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
 _PATH_HEAD_RE = re.compile(r"([A-Za-z_]+)(?:\[(\d+)\])?")
 _TOP_KEYS = TOP_LEVEL.keys()
 
 
 def load_file(path: str) -> ClusterConfig:
     """Load and validate a cluster file; raise ConfigError listing every problem."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([(path, f"cannot read the file: {exc.strerror or exc}")]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([(path, "cannot read the file: it is not UTF-8 text")]) from None
+    text, problems = tomlfile.read_text(path)
+    if text is None:
+        raise ConfigError(problems)
     return load_string(text, source=path)
 
 
 def load_string(text: str, source: str = "<string>") -> ClusterConfig:
     """Load TOML text (`source` names it in messages and in the config)."""
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([(source, _toml_reason(exc))]) from None
+    data, problems = tomlfile.parse(text, source)
+    if data is None:
+        raise ConfigError(problems)
     return load_dict(data, source=source)
 
 
@@ -114,15 +108,6 @@ def warnings_for(config: ClusterConfig) -> list[str]:
                 "use mode 0600, as Heartbeat requires for its keys"]
     return []
 
-
-def _toml_reason(exc: tomllib.TOMLDecodeError) -> str:
-    message = str(exc)
-    where = ""
-    match = _TOML_POSITION_RE.search(message)
-    if match:
-        message = message[: match.start()]
-        where = f" (line {match.group(1)}, column {match.group(2)})"
-    return f"invalid TOML: {message[:1].lower()}{message[1:]}{where}"
 
 
 def _file_order(problem: tuple[str, str]) -> tuple[int, int]:
