@@ -239,6 +239,9 @@ class Arbiter:
                  "info")
         self._warn_shared_stats(self.config)
         try:
+            # The first turn must not wait: workers are started by manage(),
+            # at the end of a turn (a 1 s wait here delayed every start).
+            self.run_once(0.0)
             while not self.halted:
                 self.run_once(LOOP_TIMEOUT)
         finally:
