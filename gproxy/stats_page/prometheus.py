@@ -136,9 +136,8 @@ _QUEUE_AND_SESSIONS: tuple[Metric, ...] = (
     _m("bytes_out_total", "bout", "Total number of response bytes."),
 )
 
-BACKEND_METRICS: tuple[Metric, ...] = _QUEUE_AND_SESSIONS + (
-    _m("requests_denied_total", "dreq", "Total number of denied requests."),
-    _m("responses_denied_total", "dresp", "Total number of denied responses."),
+# Errors and warnings: the same columns for a backend and for a server.
+_ERRORS_AND_WARNINGS: tuple[Metric, ...] = (
     _m("connection_errors_total", "econ", "Total number of connection errors."),
     _m("response_errors_total", "eresp", "Total number of response errors."),
     _m("retry_warnings_total", "wretr", "Total number of retry warnings."),
@@ -147,6 +146,12 @@ BACKEND_METRICS: tuple[Metric, ...] = _QUEUE_AND_SESSIONS + (
     _m("internal_errors_total", "eint", "Total number of internal errors."),
     _m("client_aborts_total", "cli_abrt", "Total number of data transfers aborted by the client."),
     _m("server_aborts_total", "srv_abrt", "Total number of data transfers aborted by the server."),
+)
+
+BACKEND_METRICS: tuple[Metric, ...] = _QUEUE_AND_SESSIONS + (
+    _m("requests_denied_total", "dreq", "Total number of denied requests."),
+    _m("responses_denied_total", "dresp", "Total number of denied responses."),
+) + _ERRORS_AND_WARNINGS + (
     _m("weight", "weight", "Service weight (sum of the usable servers' weights)."),
     _m("active_servers", "act", "Current number of active servers."),
     _m("backup_servers", "bck", "Current number of backup servers."),
@@ -166,14 +171,7 @@ BACKEND_METRICS: tuple[Metric, ...] = _QUEUE_AND_SESSIONS + (
 
 SERVER_METRICS: tuple[Metric, ...] = _QUEUE_AND_SESSIONS + (
     _m("responses_denied_total", "dresp", "Total number of denied responses."),
-    _m("connection_errors_total", "econ", "Total number of connection errors."),
-    _m("response_errors_total", "eresp", "Total number of response errors."),
-    _m("retry_warnings_total", "wretr", "Total number of retry warnings."),
-    _m("redispatch_warnings_total", "wredis", "Total number of redispatch warnings."),
-    _m("failed_header_rewriting_total", "wrew", "Total number of failed header rewrites."),
-    _m("internal_errors_total", "eint", "Total number of internal errors."),
-    _m("client_aborts_total", "cli_abrt", "Total number of data transfers aborted by the client."),
-    _m("server_aborts_total", "srv_abrt", "Total number of data transfers aborted by the server."),
+) + _ERRORS_AND_WARNINGS + (
     _m("weight", "weight", "Service weight."),
     _m("check_failures_total", "chkfail", "Total number of failed checks (only counted while the server is up)."),
     _m("check_up_down_total", "chkdown", "Total number of UP->DOWN transitions."),
