@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gsuite.config_docs import default_text, render_reference, table
 from gproxy.config.schema import (
     ALL_SECTIONS,
     BACKEND,
@@ -32,7 +33,6 @@ from gproxy.config.schema import (
     Setting,
 )
 from gproxy.config.types import Duration, FileMode, Table, TableList
-from gproxy.durations import format_duration
 
 _INTRO = """\
 # Configuration reference
@@ -148,27 +148,13 @@ folded into the proxies that use them.
 """
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _default(setting: Setting) -> str:
     if setting.required:
         return "required"
     value: Any = setting.default
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(setting.type, Duration) and isinstance(value, int):
-        return f'`"{format_duration(value)}"`' if value else "`0`"
-    if isinstance(setting.type, FileMode):
+    if isinstance(setting.type, FileMode) and value is not None:
         return f"`0o{value:o}`"
-    if isinstance(value, str):
-        return f'`"{value}"`'
-    if value == ():
-        return "`[]`"
-    return f"`{value}`"
+    return default_text(value, duration=isinstance(setting.type, Duration))
 
 
 def _haproxy(setting: Setting) -> str:
@@ -191,7 +177,7 @@ def _side(setting: Setting) -> str:
 def _section_table(section: Section) -> list[str]:
     with_side = section in (PROXY, TIMEOUT)
     header = ["Key", "Type", "Default"] + (["Side"] if with_side else []) + ["HAProxy", "Description"]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    rows = []
     for setting in section.settings:
         typ = setting.type
         described = typ.describe()
@@ -201,8 +187,8 @@ def _section_table(section: Section) -> list[str]:
         if with_side:
             cells.append(_side(setting))
         cells += [_haproxy(setting), setting.doc]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return lines
+        rows.append(cells)
+    return table(header, rows)
 
 
 # Where each table lives in a file, in the order the reference presents them.
@@ -227,13 +213,7 @@ assert {s.anchor for s, _ in _LOCATIONS} == {s.anchor for s in ALL_SECTIONS}, "d
 
 def render_markdown() -> str:
     """The whole of docs/configuration.md."""
-    parts = [_INTRO, "## Reference\n"]
-    for section, location in _LOCATIONS:
-        parts.append(f'<a id="{section.anchor}"></a>\n')
-        parts.append(f"### {section.title}\n")
-        parts.append(f"Where: {location}. {section.doc}\n")
-        parts.append("\n".join(_section_table(section)) + "\n")
-    return "\n".join(parts)
+    return render_reference(_INTRO, _LOCATIONS, _section_table)
 
 
 if __name__ == "__main__":

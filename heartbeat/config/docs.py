@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gsuite.config_types import Duration, ValueType
-from gsuite.durations import format_duration
+from gsuite.config_docs import default_text, render_reference, table
 from heartbeat.config.schema import (
     ALL_SECTIONS,
     CLUSTER,
@@ -172,29 +172,16 @@ constraint for their preferred node.
 """
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def _default(setting: Setting) -> str:
     if setting.required:
         return "required"
     if setting.default_doc is not None:
         return setting.default_doc
     value: Any = setting.default
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return f"`{str(value).lower()}`"
-    if isinstance(setting.type, Duration) and isinstance(value, int):
-        return f'`"{format_duration(value)}"`' if value else "`0`"
-    if isinstance(setting.type, Score) and abs(value) == INFINITY:
+    if isinstance(setting.type, Score) and isinstance(value, int) and abs(value) == INFINITY:
         return '`"INFINITY"`' if value > 0 else '`"-INFINITY"`'
-    if isinstance(value, str):
-        return f'`"{value}"`'
-    if value == ():
-        return "`{}`" if isinstance(setting.type, MappingOf) else "`[]`"
-    return f"`{value}`"
+    return default_text(value, duration=isinstance(setting.type, Duration),
+                        empty="`{}`" if isinstance(setting.type, MappingOf) else "`[]`")
 
 
 def _origin(setting: Setting) -> str:
@@ -215,11 +202,8 @@ def _type(setting: Setting) -> str:
 
 def _section_table(section: Section) -> list[str]:
     header = ["Key", "Type", "Default", "Heartbeat / Pacemaker", "Description"]
-    lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
-    for setting in section.settings:
-        cells = [f"`{setting.key}`", _type(setting), _default(setting), _origin(setting), setting.doc]
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return lines
+    return table(header, ([f"`{setting.key}`", _type(setting), _default(setting), _origin(setting), setting.doc]
+                          for setting in section.settings))
 
 
 # Where each table lives in a file, in the order the reference presents them.
@@ -242,13 +226,7 @@ assert {s.anchor for s, _ in _LOCATIONS} == {s.anchor for s in ALL_SECTIONS}, "d
 
 def render_markdown() -> str:
     """The whole of docs/heartbeat-configuration.md."""
-    parts = [_INTRO, "## Reference\n"]
-    for section, location in _LOCATIONS:
-        parts.append(f'<a id="{section.anchor}"></a>\n')
-        parts.append(f"### {section.title}\n")
-        parts.append(f"Where: {location}. {section.doc}\n")
-        parts.append("\n".join(_section_table(section)) + "\n")
-    return "\n".join(parts)
+    return render_reference(_INTRO, _LOCATIONS, _section_table)
 
 
 if __name__ == "__main__":
