@@ -35,6 +35,7 @@ STATUS_LINE_LIMIT = 65536
 STATUS_CLIENT_TIMEOUT = 5.0
 REQUEST_WAIT = 10.0  # how long a forwarded change waits for the DC's answer
 GENERATION_FILE = "generation-{node}"
+MAX_REPORTED_ERRORS = 20  # the status keeps the most recent ones only
 
 
 def _next_generation(state_dir: str, node: str) -> int:
@@ -61,6 +62,7 @@ class Node:
         self.name = name
         self.bus = bus or ev.EventBus()
         self._rejected_seen: dict[str, int] = {}
+        self.errors: list[dict] = []  # recent errors the node survived (a full disk...), in the status
         self.log = log or (lambda message: print(f"{_stamp()} heartbeat[{name}]: {message}", file=sys.stderr,
                                                  flush=True))
         state_dir = os.path.join(config.state_dir, name) if config.state_dir else "."
@@ -70,7 +72,7 @@ class Node:
         cib = cib_store.load(config, state_dir)
         self.controller = Controller(
             name, cib, send=self._send, execute=self._execute, clock=self._now, schedule=schedule,
-            persist=lambda c: cib_store.save(c, state_dir), publish=self._publish,
+            persist=self._persist, publish=self._publish,
             generation=self.generation, fence=self._fence)
         now = self._now()
         self.membership = Membership(
@@ -91,6 +93,23 @@ class Node:
     def _now() -> float:
         import time
         return time.time()
+
+    def _persist(self, cib) -> None:
+        """Write the CIB; a full or failing disk must not kill the node: the
+        old file stays valid (cib_store writes a temporary file, then renames),
+        the new CIB lives on in memory and on the peers, and the error is
+        logged and kept in the status's `errors` (the last few)."""
+        try:
+            cib_store.save(cib, self.state_dir)
+        except OSError as exc:
+            try:
+                os.unlink(os.path.join(self.state_dir, cib_store.CIB_FILE + ".tmp"))
+            except OSError:
+                pass  # never written, or the disk is gone: nothing more to free
+            message = f"cannot write the CIB (epoch {cib.version.epoch}) in {self.state_dir}: {exc.strerror or exc}"
+            self.log(message)
+            self.errors.append({"at": self._now(), "what": "cib-write", "error": message})
+            del self.errors[:-MAX_REPORTED_ERRORS]
 
     def _send(self, kind: str, body: dict, to: str | None) -> None:
         self.transport.send(kind, body, to)
@@ -238,8 +257,10 @@ class Node:
 
     # ---- status socket ----------------------------------------------------------
     def status_document(self) -> dict:
-        return build_status(self.controller, self.membership.links,
-                            {r: self.transport.counters.get(r, 0) for r in REJECT_REASONS})
+        document = build_status(self.controller, self.membership.links,
+                                {r: self.transport.counters.get(r, 0) for r in REJECT_REASONS})
+        document["errors"] = list(self.errors)
+        return document
 
     def _handle_status(self, sock, address) -> None:
         sock.settimeout(STATUS_CLIENT_TIMEOUT)
