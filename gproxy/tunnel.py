@@ -5,7 +5,7 @@ from __future__ import annotations
 import gevent
 from gevent import socket
 
-from gproxy.netio import RECV_SIZE, shutdown_write
+from gproxy.netio import RECV_SIZE, send_all, shutdown_write
 
 
 class TunnelResult:
@@ -38,7 +38,7 @@ def _pump(src, dst, timeout: float, result: TunnelResult, upward: bool) -> None:
                     result.client_closed_first = True
                 break
             try:
-                dst.sendall(data)
+                send_all(dst, data)  # one send() per read, without gevent's getsockopt
             except (OSError, socket.timeout):
                 result.error_side = result.error_side or ("server" if upward else "client")
                 break
