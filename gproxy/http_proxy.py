@@ -325,7 +325,11 @@ class HttpSession:
                 else:
                     req_flag = "D"
         out_headers = self._request_headers(headers, cookie_rewrite)
-        server_close = self.mode != "keep-alive" or not head.keep_alive
+        # An HTTP/1.1 client's `Connection: close` ends the client side only:
+        # as in HAProxy (keep-alive mode), the server connection stays open
+        # and goes back to the pool, so a connection-per-request client does
+        # not cost a server connect and close per request as well.
+        server_close = self.mode != "keep-alive" or (not head.keep_alive and head.version != b"HTTP/1.1")
         if server_close:
             out_headers.append((b"Connection", b"close"))
         elif head.version == b"HTTP/1.0":
