@@ -128,6 +128,11 @@ class Controller:
         self.quorum = self._compute_quorum()
         self._inquorate_step: set[str] = set()  # local action ids run without a DC
         self.settle_until = 0.0  # the DC decides nothing before this (nodes just joined)
+        # Split brain: peers that came back after being lost, whose first
+        # report is compared with what runs here; the last detection stays
+        # in the status (sticky: the DC soon stops one copy, the fact remains).
+        self._rejoined: set[str] = set()
+        self.split_brain: dict | None = None
 
     # ---- membership and identity ------------------------------------------
     @property
@@ -168,7 +173,10 @@ class Controller:
         return self.dc == self.local
 
     def set_online(self, online: frozenset[str], lost: tuple[str, ...] = ()) -> None:
+        previous = self.online
         self.online = frozenset(online) | {self.local}
+        # A node seen before (it has a view) and back now: a partition healed or it restarted.
+        self._rejoined |= {n for n in self.online - previous if n in self.peers}
         for node in self.online:
             if self.unclean.pop(node, None) is not None:
                 self.fencing.pop(node, None)  # it came back: its own reports tell the truth again
@@ -282,6 +290,8 @@ class Controller:
         }
         if self.is_dc and self.last_failover:
             body["last_failover"] = self.last_failover
+        if self.split_brain:
+            body["split_brain"] = self.split_brain
         return body
 
     def on_message(self, kind: str, sender: str, body: dict, generation: int = 0) -> None:
@@ -299,6 +309,15 @@ class Controller:
             view.lrm_seq = seq
             view.resources = _statuses(sender, body.get("resources", ()))
             view.failures = _failures(sender, body.get("failures", ()))
+            if sender in self._rejoined:
+                self._rejoined.discard(sender)
+                self._check_split_brain(sender, view.resources)
+        # The side that saw it first may have stopped its copy before this
+        # side heard it: its report is adopted, so every node shows the fact.
+        reported = body.get("split_brain")
+        if isinstance(reported, dict) and reported.get("detected") and (
+                self.split_brain is None or reported.get("at", 0) > self.split_brain.get("at", 0)):
+            self.split_brain = dict(reported)
         version = CibVersion(*body.get("cib_version", (0, 0, 0)))
         view.cib_version = version
         reach = body.get("reach")
@@ -311,6 +330,20 @@ class Controller:
                 self.last_failover = body["last_failover"]
         if cib_store.newer(self.cib.version, version):
             self._send_cib(sender)
+
+    def _check_split_brain(self, peer: str, theirs: tuple[ResourceStatus, ...]) -> None:
+        """The first report of a node back from a partition: a primitive (not
+        a clone) running both there and here ran twice while the two sides
+        could not hear each other."""
+        running = {ResourceState.STARTED, ResourceState.STARTING, ResourceState.STOPPING}
+        here = {r.resource for r in self.local_resources.values() if r.state in running}
+        there = {r.resource for r in theirs if r.state in running}
+        both = sorted(r for r in here & there if self.config.clone_max_of(r) is None)
+        if not both:
+            return
+        self.split_brain = {"detected": True, "at": self.clock(), "nodes": sorted((self.local, peer)),
+                            "resources": both}
+        self.publish("split-brain", {"nodes": ",".join(self.split_brain["nodes"]), "resources": ",".join(both)})
 
     def _send_cib(self, node: str) -> None:
         now = self.clock()

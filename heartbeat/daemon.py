@@ -260,6 +260,7 @@ class Node:
         document = build_status(self.controller, self.membership.links,
                                 {r: self.transport.counters.get(r, 0) for r in REJECT_REASONS})
         document["errors"] = list(self.errors)
+        document["split_brain"] = self.controller.split_brain or {"detected": False}
         return document
 
     def _handle_status(self, sock, address) -> None:

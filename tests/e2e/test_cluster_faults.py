@@ -202,3 +202,31 @@ def test_disk_full_when_the_cib_is_written(cluster):
     finally:
         cluster.stop()
         subprocess.run(["umount", "-l", str(state)], check=False)
+
+
+def test_link_cut_without_tie_breaker_then_healed_is_reported_as_split_brain(cluster):
+    started(cluster)
+    assert cluster.status(0)["split_brain"] == {"detected": False}
+    cluster.lab.link(1, False)  # the standby's link: each side thinks the other died
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the standby takes the group (nothing tells it not to)
+        if set(cluster.where(1).values()) == {"esup-proxy-2"}:
+            break
+        time.sleep(0.1)
+    assert set(cluster.where(1).values()) == {"esup-proxy-2"}, cluster.logs()
+    cluster.lab.link(1, True)
+    healed = time.monotonic()
+    reports = {}
+    while time.monotonic() - healed < 20 and not all(r.get("detected") for r in reports.values() or [{}]):
+        reports = {i: cluster.status(i)["split_brain"] for i in (0, 1)}
+        if all(r.get("detected") for r in reports.values()):
+            break
+        time.sleep(0.1)
+    print(f"\nsplit brain reported {time.monotonic() - healed:.2f}s after the link came back: {reports}")
+    for report in reports.values():
+        assert report["detected"] is True, cluster.logs()
+        assert report["nodes"] == ["esup-proxy-1", "esup-proxy-2"]
+        assert "vip" in report["resources"] and "proxy" in report["resources"]
+    assert "split-brain" in cluster.logs()
+    cluster.wait_placed(0, "esup-proxy-1")  # then one copy is stopped and the group runs once
+    assert wait_served(cluster.vip) < 20
