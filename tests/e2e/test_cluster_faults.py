@@ -60,6 +60,8 @@ class ClientLoop:
                 last_ok = now
             else:
                 self.failed += 1
+                # Measured at failures too: an outage still running when the loop stops counts.
+                self.longest_outage = max(self.longest_outage, time.monotonic() - last_ok)
                 time.sleep(0.01)
 
     def report(self, fault: str) -> str:
@@ -127,6 +129,19 @@ def test_active_node_stopped_under_load(cluster):
     assert vip_get(cluster.vip, timeout=2) in ("ents1", "ents2")
 
 
+def test_active_node_crash_under_load(cluster):
+    started(cluster)
+    with ClientLoop(cluster.vip) as load:
+        time.sleep(0.5)
+        cluster.lab.crash(0)  # every process of the machine killed, its link down
+        cluster.wait_placed(1, "esup-proxy-2")
+        wait_served(cluster.vip)
+        time.sleep(0.5)
+    load.report("active node crashed")
+    assert cluster.status(1)["last_failover"]["to"] == "esup-proxy-2"
+    assert vip_get(cluster.vip, timeout=2) in ("ents1", "ents2")
+
+
 @pytest.mark.timeout(600)
 def test_many_manual_migrations_under_load(cluster):
     started(cluster)
@@ -187,6 +202,7 @@ def test_disk_full_when_the_cib_is_written(cluster):
             answer = cluster.ask(0, {"cmd": "move", "resource": "esup", "node": "esup-proxy-2"})
             cluster.wait_placed(0, "esup-proxy-2")
             wait_served(cluster.vip)
+            time.sleep(0.5)
         load.report("disk full when the CIB is written")
         assert answer == {"ok": True}  # the change is made: in memory and on the peer
         assert json.loads(cib.read_text()) == before  # the old CIB is intact
