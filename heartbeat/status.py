@@ -185,6 +185,11 @@ def render_text(doc: dict) -> str:
         lines.append("")
         lines.append(f"Last failover: {when}: {', '.join(fo['resources'])} from {fo['from']} to {fo['to']} "
                      f"({fo['reason']})")
+    split = doc.get("split_brain") or {}
+    if split.get("detected"):
+        lines.append("")
+        lines.append(f"*** SPLIT BRAIN: {', '.join(split.get('resources', []))} ran on "
+                     f"{' and '.join(split.get('nodes', []))} at once ***")
     rejected = {k: v for k, v in doc.get("packets_rejected", {}).items() if v}
     if rejected:
         lines.append("")

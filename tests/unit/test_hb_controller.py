@@ -140,3 +140,13 @@ def test_cib_store_roundtrip_and_atomic_save(tmp_path):
     assert not (tmp_path / "cib.json.tmp").exists()
     (tmp_path / "cib.json").write_text("{garbage")
     assert cib_store.load(config(), str(tmp_path)).version.as_tuple() == (0, 0, 0)
+
+
+def test_status_text_shows_split_brain():
+    from heartbeat.status import render_text
+    doc = {"cluster": "c", "node": "n1", "dc": "n1", "cib_version": {"admin_epoch": 0, "epoch": 1, "num_updates": 0},
+           "nodes": [], "resources": [], "groups": [],
+           "split_brain": {"detected": True, "nodes": ["n1", "n2"], "resources": ["vip"]}}
+    assert "*** SPLIT BRAIN: vip ran on n1 and n2 at once ***" in render_text(doc)
+    doc["split_brain"] = {"detected": False}
+    assert "SPLIT BRAIN" not in render_text(doc)
