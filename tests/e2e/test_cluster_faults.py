@@ -14,13 +14,11 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from harness import BackendProcess, free_port
-from netns import Lab, can_use_netns
-from test_cluster import VENV_BIN, Cluster, vip_get, wait_served
+from netns import can_use_netns
+from test_cluster import VENV_BIN, Cluster, cluster, vip_get, wait_served  # noqa: F401 (cluster: the fixture)
 
 OK, WHY = can_use_netns()
 pytestmark = pytest.mark.skipif(not OK, reason=WHY)
@@ -69,24 +67,6 @@ class ClientLoop:
                 f"longest outage {self.longest_outage:.2f}s")
         print(line)
         return line
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    lab = Lab(2)
-    backends = []
-    made = None
-    try:
-        for name in ("ents1", "ents2"):
-            backends.append(BackendProcess(name, free_port(), host=lab.gateway).start())
-        made = Cluster(tmp_path, lab, backends)
-        yield made
-    finally:
-        if made is not None:
-            made.stop()
-        for backend in backends:
-            backend.stop()
-        lab.close()
 
 
 def started(cluster: Cluster) -> None:

@@ -9,37 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from harness import REPO, BackendProcess, free_port
-from netns import Lab, can_use_netns
-from test_cluster import VENV_BIN, Cluster, wait_served
+from harness import REPO
+from netns import can_use_netns
+from test_cluster import VENV_BIN, cluster, wait_served  # noqa: F401 (cluster: the fixture)
 
 OK, WHY = can_use_netns()
 pytestmark = pytest.mark.skipif(not OK, reason=WHY)
 
 SECRET = "e2e-cluster-secret"  # the key Cluster writes in its authkey file
-
-
-@pytest.fixture
-def cluster(tmp_path):
-    lab = Lab(2)
-    backends = []
-    made = None
-    try:
-        for name in ("ents1", "ents2"):
-            backends.append(BackendProcess(name, free_port(), host=lab.gateway).start())
-        made = Cluster(tmp_path, lab, backends)
-        yield made
-    finally:
-        if made is not None:
-            made.stop()
-        for backend in backends:
-            backend.stop()
-        lab.close()
 
 
 def test_a_keys_file_others_can_read_is_refused(cluster):
