@@ -134,6 +134,9 @@ class Node:
             self.bus.publish(ev.QuorumChanged(cluster=cluster, node=fields["node"], have=fields["have"],
                                               votes=fields["votes"], expected=fields["expected"],
                                               reason=fields["reason"], at=self._now()))
+        elif kind == "split-brain":
+            self.bus.publish(ev.SplitBrain(cluster=cluster, nodes=_names(fields["nodes"]),
+                                           resources=_names(fields["resources"]), at=self._now()))
         elif kind == "resource-recovered":
             self.bus.publish(ev.ResourceRecovered(cluster=cluster, resource=fields["resource"],
                                                   node=fields["node"], at=self._now()))
@@ -383,6 +386,12 @@ def _stamp() -> str:
     import time
     now = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(now)) + f".{int(now * 1000) % 1000:03d}"
+
+
+def _names(value) -> tuple[str, ...]:
+    """A comma-separated list (as the controller publishes it) or a sequence, as a tuple of names."""
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(str(item) for item in items if str(item))
 
 
 def _describe(event) -> str:

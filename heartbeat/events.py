@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from gsuite.events import Event, EventBus
 
 __all__ = ["Event", "EventBus", "NodeLost", "NodeJoined", "LateHeartbeat", "LinkChanged", "Failover",
-           "ResourceFailed", "ResourceRecovered", "AuthFailures", "Fencing", "QuorumChanged"]
+           "ResourceFailed", "ResourceRecovered", "AuthFailures", "Fencing", "QuorumChanged",
+           "SplitBrain"]
 
 
 @dataclass(frozen=True)
@@ -98,3 +99,12 @@ class QuorumChanged(Event):
     votes: int
     expected: int
     reason: str
+
+
+@dataclass(frozen=True)
+class SplitBrain(Event):
+    """Primitives ran on both sides of a partition that has just healed."""
+
+    cluster: str
+    nodes: tuple[str, ...]  # the two nodes that both ran them
+    resources: tuple[str, ...]
