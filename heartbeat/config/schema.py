@@ -214,6 +214,9 @@ RESOURCE = Section("resource", "[[resource]]", "every [[resource]]", (
     Setting("clone_max", Int(0, MAX_NODES), "Make it a clone: run it on this many nodes at once, at most one "
             "copy per node (0: on every node). Unset: on one node. For a group member, set it on the group.",
             pacemaker="clone meta clone-max"),
+    Setting("make_before_break", Bool(), "When it moves, start it on the new node before stopping it on the "
+            "old one (a VIP in front of a cloned service: no request lost). Only for a resource outside groups "
+            "and order constraints.", False),
 ))
 
 # --- [[group]] ---------------------------------------------------------------------
