@@ -65,12 +65,18 @@ OBJECTS: dict[str, tuple[str, int, str]] = {
     "heartbeatAuthFailures": (HEARTBEAT_ARC, 13, UNSIGNED),
     "heartbeatAuthSource": (HEARTBEAT_ARC, 14, STRING),
     "heartbeatLinkName": (HEARTBEAT_ARC, 15, STRING),
+    "heartbeatQuorumVotes": (HEARTBEAT_ARC, 16, UNSIGNED),
+    "heartbeatExpectedVotes": (HEARTBEAT_ARC, 17, UNSIGNED),
+    "heartbeatNodes": (HEARTBEAT_ARC, 18, STRING),
 }
 
 _COMMON = ("gproxySuiteSender", "gproxySuiteEventTime", "gproxySuiteMessage")
 _SERVER = _COMMON + ("gproxyBackendName", "gproxyServerName", "gproxyServerOldStatus", "gproxyServerNewStatus",
                      "gproxyCheckStatus", "gproxyReason", "gproxyActiveServersLeft", "gproxyBackupServersLeft")
 _LINK = _COMMON + ("heartbeatClusterName", "heartbeatNodeName", "heartbeatLinkName")
+_QUORUM = _COMMON + ("heartbeatClusterName", "heartbeatNodeName", "heartbeatQuorumVotes", "heartbeatExpectedVotes",
+                     "heartbeatReason")
+_FENCING = _COMMON + ("heartbeatClusterName", "heartbeatNodeName", "heartbeatReason")
 
 # name -> (sub-identifier under the notifications arc, OBJECTS in order)
 NOTIFICATIONS: dict[str, tuple[int, tuple[str, ...]]] = {
@@ -96,6 +102,11 @@ NOTIFICATIONS: dict[str, tuple[int, tuple[str, ...]]] = {
                                                    "heartbeatAuthFailures", "heartbeatAuthSource")),
     "heartbeatLinkDown": (18, _LINK),
     "heartbeatLinkUp": (19, _LINK),
+    "heartbeatQuorumLost": (20, _QUORUM),
+    "heartbeatQuorumRegained": (21, _QUORUM),
+    "heartbeatFencingFailed": (22, _FENCING),
+    "heartbeatFencingSucceeded": (23, _FENCING),
+    "heartbeatSplitBrain": (24, _COMMON + ("heartbeatClusterName", "heartbeatNodes", "heartbeatResources")),
 }
 
 ADMIN_STATES = {"ready": 1, "drain": 2, "maint": 3}  # GproxyAdminState
@@ -128,13 +139,18 @@ EVENT_NAMES: dict[str, str] = {
     "heartbeatAuthFailuresReport": "auth-failures",
     "heartbeatLinkDown": "link-down",
     "heartbeatLinkUp": "link-up",
+    "heartbeatQuorumLost": "quorum-lost",
+    "heartbeatQuorumRegained": "quorum-regained",
+    "heartbeatFencingFailed": "fencing-failed",
+    "heartbeatFencingSucceeded": "fencing-ok",
+    "heartbeatSplitBrain": "split-brain",
 }
 
 # Event classes each source publishes that become notifications.
 SOURCE_EVENTS: dict[str, tuple[str, ...]] = {
     "gproxy": ("ServerStateChanged", "BackendStateChanged"),
     "heartbeat": ("NodeLost", "NodeJoined", "LateHeartbeat", "LinkChanged", "Failover", "ResourceFailed",
-                  "ResourceRecovered", "AuthFailures"),
+                  "ResourceRecovered", "AuthFailures", "QuorumChanged", "Fencing", "SplitBrain"),
 }
 
 
@@ -261,6 +277,26 @@ def _values_for(event: Any, source: str) -> tuple[str, dict[str, Any]] | None:
             **cluster, "heartbeatReason": event.reason, "heartbeatAuthFailures": event.count,
             "heartbeatAuthSource": event.source,
             "gproxySuiteMessage": f"{event.count} heartbeat packets rejected ({event.reason}){origin}"}
+    if kind == "QuorumChanged":
+        state = "regained" if event.have else "lost"
+        why = f" ({event.reason})" if event.reason else ""
+        return ("heartbeatQuorumRegained" if event.have else "heartbeatQuorumLost"), {
+            **cluster, "heartbeatNodeName": event.node, "heartbeatQuorumVotes": event.votes,
+            "heartbeatExpectedVotes": event.expected, "heartbeatReason": event.reason,
+            "gproxySuiteMessage": f"partition of {event.node} {state} quorum: {event.votes} of {event.expected} "
+                                  f"votes{why}"}
+    if kind == "Fencing":
+        # The reason is the hook's program name, exit status and last output line:
+        # never its arguments, where a fence agent's password would be.
+        outcome = "fenced" if event.ok else "NOT fenced, takeover blocked"
+        return ("heartbeatFencingSucceeded" if event.ok else "heartbeatFencingFailed"), {
+            **cluster, "heartbeatNodeName": event.node, "heartbeatReason": event.reason,
+            "gproxySuiteMessage": f"node {event.node} {outcome}: {event.reason}"}
+    if kind == "SplitBrain":
+        nodes, resources = ",".join(event.nodes), ",".join(event.resources)
+        return "heartbeatSplitBrain", {
+            **cluster, "heartbeatNodes": nodes, "heartbeatResources": resources,
+            "gproxySuiteMessage": f"split brain: {resources} ran on {' and '.join(event.nodes)} at once"}
     return None
 
 

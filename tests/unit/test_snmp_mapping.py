@@ -124,6 +124,23 @@ HEARTBEAT_CASES = [
     (hev.AuthFailures(cluster="esup", reason="bad-hmac", count=12, source="", at=AT), "heartbeatAuthFailuresReport",
      {"heartbeatReason": "bad-hmac", "heartbeatAuthFailures": 12, "heartbeatAuthSource": ""},
      "12 heartbeat packets rejected (bad-hmac)"),
+    (hev.QuorumChanged(cluster="esup", node="n3", have=False, votes=1, expected=3, reason="1 of 3 votes: no majority",
+                       at=AT), "heartbeatQuorumLost",
+     {"heartbeatNodeName": "n3", "heartbeatQuorumVotes": 1, "heartbeatExpectedVotes": 3,
+      "heartbeatReason": "1 of 3 votes: no majority"},
+     "partition of n3 lost quorum: 1 of 3 votes (1 of 3 votes: no majority)"),
+    (hev.QuorumChanged(cluster="esup", node="n3", have=True, votes=2, expected=3, reason="", at=AT),
+     "heartbeatQuorumRegained", {"heartbeatQuorumVotes": 2, "heartbeatExpectedVotes": 3, "heartbeatReason": ""},
+     "partition of n3 regained quorum: 2 of 3 votes"),
+    (hev.Fencing(cluster="esup", node="n1", ok=False, reason="/usr/sbin/fence_ipmilan exited 1: Failed", at=AT),
+     "heartbeatFencingFailed",
+     {"heartbeatNodeName": "n1", "heartbeatReason": "/usr/sbin/fence_ipmilan exited 1: Failed"},
+     "node n1 NOT fenced, takeover blocked: /usr/sbin/fence_ipmilan exited 1: Failed"),
+    (hev.Fencing(cluster="esup", node="n1", ok=True, reason="fence exited 0", at=AT), "heartbeatFencingSucceeded",
+     {"heartbeatNodeName": "n1", "heartbeatReason": "fence exited 0"}, "node n1 fenced: fence exited 0"),
+    (hev.SplitBrain(cluster="esup", nodes=("n1", "n2"), resources=("vip", "proxy"), at=AT), "heartbeatSplitBrain",
+     {"heartbeatNodes": "n1,n2", "heartbeatResources": "vip,proxy"},
+     "split brain: vip,proxy ran on n1 and n2 at once"),
 ]
 
 
@@ -148,6 +165,19 @@ def test_every_source_event_maps():
     assert names == set(NOTIFICATIONS) == set(EVENT_NAMES)
     assert set(SOURCE_EVENTS["gproxy"]) <= set(gev.__all__)
     assert set(SOURCE_EVENTS["heartbeat"]) <= set(hev.__all__)
+
+
+def test_environment_of_the_partition_events():
+    env = dict(to_trap(hev.QuorumChanged(cluster="esup", node="n3", have=False, votes=1, expected=3, reason="r",
+                                         at=AT), "heartbeat", "n3", ENT).environment)
+    assert env["GSUITE_EVENT"] == "quorum-lost" and env["GSUITE_HAVE"] == "0"
+    assert (env["GSUITE_VOTES"], env["GSUITE_EXPECTED"]) == ("1", "3")
+    env = dict(to_trap(hev.Fencing(cluster="esup", node="n1", ok=True, reason="r", at=AT), "heartbeat", "n2",
+                       ENT).environment)
+    assert env["GSUITE_EVENT"] == "fencing-ok" and env["GSUITE_OK"] == "1" and env["GSUITE_NODE"] == "n1"
+    env = dict(to_trap(hev.SplitBrain(cluster="esup", nodes=("n1", "n2"), resources=("vip",), at=AT), "heartbeat",
+                       "n2", ENT).environment)
+    assert env["GSUITE_EVENT"] == "split-brain" and env["GSUITE_NODES"] == "n1,n2" and env["GSUITE_RESOURCES"] == "vip"
 
 
 def test_values_are_typed_and_bounded():
