@@ -70,7 +70,11 @@ def order_pairs(config: ClusterConfig) -> tuple[OrderPair, ...]:
     return tuple(pairs)
 
 
-def plan_actions(view: View, placement: Mapping[str, str | None]) -> Plan:
+def plan_actions(view: View, placement: Mapping[str, str | None],
+                 restarts: Mapping[str, tuple[str, str]] | None = None) -> Plan:
+    """`restarts`: resource -> (node, note) to restart in place for a cause
+    outside this plan (clone_links: the clone instance it follows restarts
+    there); its dependents restart with it, as for any restart."""
     stops: dict[str, set[str]] = {}
     starts: dict[str, str] = {}
     notes: list[Note] = []
@@ -91,6 +95,10 @@ def plan_actions(view: View, placement: Mapping[str, str | None]) -> Plan:
                 starts[rid] = target
                 notes.append(Note(f"{rid}: failed on {target}: recover in place{_fail_count(view, rid, target)}",
                                   (rid,)))
+            elif restarts and rid in restarts and restarts[rid][0] == target:
+                stops.setdefault(rid, set()).add(target)
+                starts[rid] = target
+                notes.append(Note(restarts[rid][1], (rid,)))
         if len(active) > 1:
             kept = f"keeping {target}" if target in active else "stopping all"
             notes.append(Note(f"{rid}: active on {' and '.join(active)}: {kept}", (rid,)))
