@@ -5,8 +5,11 @@ Pure functions of their inputs: the socket server and the CLI do the I/O."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
-from heartbeat.model import Cib, ResourceState, add_scores
+from heartbeat.model import Cib, ClusterStatus, ResourceState, add_scores
+from heartbeat.policy.clones import schedule_clones
+from heartbeat.policy.unpack import unpack
 
 
 def preferred_node(cib: Cib, resource: str) -> str | None:
@@ -28,6 +31,26 @@ def preferred_node(cib: Cib, resource: str) -> str | None:
     return max(best, key=lambda n: (scores[n], -order.get(n, 0)))
 
 
+def clone_eligible(cib: Cib, status: ClusterStatus, now: float) -> dict[str, tuple[str, ...]]:
+    """Each cloned resource -> the nodes that may run a copy of it now, in
+    file order: online, not in standby, not banned (location -INFINITY, hard
+    error, fail count at the threshold), in a partition allowed to run
+    resources. The policy's own choice, asked with every clone uncapped
+    (clone_max 0: every node), so that the status and the scheduler cannot
+    disagree on what "eligible" means; a check compares the copies running
+    with min(clone_max, eligible)."""
+    config = cib.config
+    if not any(r.clone_max is not None for r in config.resources) and not any(
+            g.clone_max is not None for g in config.groups):
+        return {}
+    uncapped = replace(
+        config,
+        resources=tuple(r if r.clone_max is None else replace(r, clone_max=0) for r in config.resources),
+        groups=tuple(g if g.clone_max is None else replace(g, clone_max=0) for g in config.groups))
+    plan = schedule_clones(unpack(replace(cib, config=uncapped), status, now))
+    return dict(plan.nodes)
+
+
 def build_status(controller, membership_links, rejected: dict[str, int], now: float | None = None) -> dict:
     """The JSON document of the status socket.
 
@@ -40,6 +63,7 @@ def build_status(controller, membership_links, rejected: dict[str, int], now: fl
     status = controller.cluster_status()
     dc = controller.dc
     pending = {(p.action.resource, p.action.kind): p.action.node for p in controller.pending.values()}
+    eligible = clone_eligible(cib, status, now)
     nodes = []
     for node in config.nodes:
         if node.name not in online:
@@ -94,6 +118,7 @@ def build_status(controller, membership_links, rejected: dict[str, int], now: fl
             "managed": state != "unmanaged", "fail_counts": fail_counts, "last_failure": last_failure,
             "move": {"node": move.node, "expires": move.expires} if move else None,
             "clone": clone,
+            "clone_eligible": list(eligible.get(res.id, ())) if clone is not None else None,
         })
     return {
         "cluster": config.name,
@@ -110,6 +135,7 @@ def build_status(controller, membership_links, rejected: dict[str, int], now: fl
         "groups": [{"id": g.id, "resources": list(g.resources)} for g in config.groups],
         "resources": resources,
         "last_failover": controller.last_failover,
+        "split_brain": dict(controller.split_brain) if controller.split_brain else {"detected": False},
     }
 
 
