@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 from heartbeat import cib_store, quorum
+from heartbeat.policy import make_before_break as make_before_break_module
 from heartbeat.model import (
     Action,
     Cib,
@@ -84,11 +85,14 @@ class Controller:
                  schedule: Callable[[Cib, ClusterStatus, float], Transition],
                  persist: Callable[[Cib], None] | None = None,
                  publish: Callable[[str, dict], None] | None = None,
-                 generation: int = 0, fence: Callable[[str], None] | None = None):
+                 generation: int = 0, fence: Callable[[str], None] | None = None,
+                 make_before_break: frozenset[str] = frozenset()):
         """`execute(action_id, kind, resource)` runs an action locally (in the
         background) and later calls `action_done`; `send(kind, body, to)`
         sends to one node (or all when `to` is None); `fence(node)` runs the
-        fencing hook in the background and later calls `fence_done`."""
+        fencing hook in the background and later calls `fence_done`.
+        `make_before_break` names resources moved start-first (see
+        heartbeat.policy.make_before_break), besides those the config marks."""
         self.local = local
         self.cib = cib
         self.config = cib.config
@@ -100,6 +104,7 @@ class Controller:
         self.publish = publish or (lambda kind, fields: None)
         self.generation = generation
         self.fence = fence or (lambda node: None)
+        self.make_before_break = make_before_break_module.opted_in(self.config, make_before_break)
         self.started = clock()
         self.order = {n.name: i for i, n in enumerate(self.config.nodes)}
         self.online: frozenset[str] = frozenset({local})
@@ -249,8 +254,11 @@ class Controller:
                                              "rc": rc, "reason": reason})
         if action_id is not None:
             self.running.discard(action_id)
+            # The fail counts go with the result: the DC recomputes at once,
+            # and must not place the resource again where its start just failed.
             result = {"id": action_id, "rc": rc, "reason": reason, "failed": failed,
-                      "lrm_seq": self.lrm_seq, "resources": self._local_resources_body()}
+                      "lrm_seq": self.lrm_seq, "resources": self._local_resources_body(),
+                      "failures": self._failures_body()}
             self.done[action_id] = result
             while len(self.done) > MAX_REMEMBERED_ACTIONS:
                 self.done.popitem(last=False)
@@ -279,14 +287,17 @@ class Controller:
         return [{"resource": s.resource, "state": s.state.value, "rc": s.rc, "reason": s.reason}
                 for s in self.local_resources.values()]
 
+    def _failures_body(self) -> list[dict]:
+        return [{"resource": f.resource, "count": f.count, "at": f.last_failure, "rc": f.last_rc,
+                 "reason": f.last_reason, "hard": f.hard} for f in self.failures.values()]
+
     def heartbeat_body(self) -> dict:
         body = {
             "cib_version": list(self.cib.version.as_tuple()),
             "reach": self.reach,
             "lrm_seq": self.lrm_seq,
             "resources": self._local_resources_body(),
-            "failures": [{"resource": f.resource, "count": f.count, "at": f.last_failure, "rc": f.last_rc,
-                          "reason": f.last_reason, "hard": f.hard} for f in self.failures.values()],
+            "failures": self._failures_body(),
         }
         if self.is_dc and self.last_failover:
             body["last_failover"] = self.last_failover
@@ -373,6 +384,8 @@ class Controller:
         if int(body.get("lrm_seq", -1)) >= view.lrm_seq:
             view.lrm_seq = int(body["lrm_seq"])
             view.resources = _statuses(sender, body.get("resources", ()))
+            if "failures" in body:
+                view.failures = _failures(sender, body["failures"])
         if self.is_dc:
             self._record_result(sender, body)
 
@@ -453,6 +466,7 @@ class Controller:
         self.steps = []
         self.transition_failed = False
         transition = self.schedule(self.composed_cib(), self.cluster_status(), now)
+        transition = make_before_break_module.reorder(transition, self.config, self.make_before_break)
         self.last_transition = transition
         self._note_failover(transition, now)
         if transition.steps:
