@@ -10,8 +10,9 @@ from __future__ import annotations
 import datetime
 from dataclasses import dataclass
 
-from checks.cluster_model import (BLOCKED, FAILED, MAINTENANCE, OFFLINE, STANDBY, STARTED, STARTING, STOPPED,
-                                  STOPPING, UNCLEAN, UNMANAGED, ClusterResource, ClusterStatus, Failure, Move)
+from checks.cluster_model import (BLOCKED, FAILED, FENCE_DONE, FENCE_FAILED, FREEZE, IGNORE, MAINTENANCE, OFFLINE,
+                                  STANDBY, STARTED, STARTING, STOPPED, STOPPING, UNCLEAN, UNMANAGED, ClonePlacement,
+                                  ClusterResource, ClusterStatus, Failure, Move)
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 INFINITY = 1000000  # a fail count this high means "never run here again" (Pacemaker's INFINITY)
@@ -80,13 +81,83 @@ def node_findings(status: ClusterStatus, *, standby_ok: bool, offline_state: int
             if down:
                 findings.append(Finding(f"links:{node.name}", WARNING,
                                         f"{node.name}: link {', '.join(down)} down"))
-    if status.quorum is False:
-        findings.append(Finding("quorum", CRITICAL, "partition WITHOUT quorum"))
+    quorum = quorum_finding(status)
+    if quorum is not None:
+        findings.append(quorum)
+    findings.extend(fencing_findings(status))
+    findings.extend(split_brain_findings(status))
     if status.dc is None and nodes_alive(status):
         findings.append(Finding("dc", WARNING, "no DC elected"))
     if status.maintenance:
         findings.append(Finding("maintenance", WARNING, "cluster in maintenance mode (resources not managed)"))
     return findings
+
+
+# What a partition without quorum does with its resources, per no_quorum_policy: (state, text).
+# Stop (and an unknown policy: Pacemaker's default) leaves the service down on this side;
+# freeze keeps what runs but recovers nothing; ignore goes on managing, and may split the brain.
+_NO_QUORUM: dict[str | None, tuple[int, str]] = {
+    None: (CRITICAL, ""),
+    "stop": (CRITICAL, ": its resources are stopped (no_quorum_policy stop)"),
+    FREEZE: (WARNING, ": resources kept, nothing started or recovered (no_quorum_policy freeze)"),
+    IGNORE: (WARNING, ": resources still managed, a split brain is possible (no_quorum_policy ignore)"),
+}
+
+
+def quorum_finding(status: ClusterStatus) -> Finding | None:
+    if status.quorum is not False:
+        return None
+    detail = status.quorum_detail
+    state, consequence = _NO_QUORUM[detail.policy if detail else None]
+    why = ""
+    if detail is not None and detail.reason:
+        why = f" ({detail.reason})"
+    elif detail is not None and detail.votes is not None and detail.expected is not None:
+        why = f" ({detail.votes} of {detail.expected} votes)"
+    return Finding("quorum", state, f"partition WITHOUT quorum{why}{consequence}")
+
+
+def fencing_findings(status: ClusterStatus) -> list[Finding]:
+    """A failed fencing blocks the takeover of the lost node's resources: CRITICAL until a
+    retry succeeds or the node returns; a fencing still under way is a WARNING."""
+    findings = []
+    for run in status.fencing:
+        if run.state == FENCE_DONE:
+            continue
+        if run.state == FENCE_FAILED:
+            when = f" at {format_when(run.at)}" if run.at is not None else ""
+            why = f": {run.reason}" if run.reason else ""
+            findings.append(Finding(f"fencing:{run.node}", CRITICAL,
+                                    f"fencing of {run.node} FAILED{when}{why} (its resources are not taken over)"))
+        else:
+            findings.append(Finding(f"fencing:{run.node}", WARNING, f"fencing of {run.node} {run.state}"))
+    return findings
+
+
+def split_brain_findings(status: ClusterStatus) -> list[Finding]:
+    """CRITICAL while the status reports it: heartbeat keeps the fact (the copies are
+    stopped at once, the data they wrote on both sides may still need repair)."""
+    split = status.split_brain
+    if split is None:
+        return []
+    return [Finding("split_brain", CRITICAL, f"SPLIT BRAIN at {format_when(split.at)}: "
+                                             f"{', '.join(split.resources) or 'resources'} ran on "
+                                             f"{' and '.join(split.nodes) or 'several nodes'} at once")]
+
+
+def partition_lines(status: ClusterStatus) -> list[str]:
+    """Long output: quorum and the last fencing of each lost node."""
+    lines = []
+    detail = status.quorum_detail
+    if detail is not None:
+        votes = f", {detail.votes} of {detail.expected} votes" if detail.votes is not None else ""
+        policy = f", no_quorum_policy {detail.policy}" if detail.policy else ""
+        reason = f" ({detail.reason})" if detail.reason else ""
+        lines.append(f"quorum: {'yes' if detail.have else 'NO'}{votes}{reason}{policy}")
+    for run in status.fencing:
+        when = f" at {format_when(run.at)}" if run.at is not None else ""
+        lines.append(f"fencing of {run.node}: {run.state}{when}" + (f" ({run.reason})" if run.reason else ""))
+    return lines
 
 
 def nodes_summary(status: ClusterStatus) -> str:
@@ -108,7 +179,7 @@ def node_lines(status: ClusterStatus) -> list[str]:
                           + (f" ({link.age_ms:.0f} ms)" if link.age_ms is not None else "")
                           for link in node.links)
         lines.append(f"{node.name}: {' '.join(flags)}" + (f"; links {links}" if links else ""))
-    return lines
+    return lines + partition_lines(status)
 
 
 # ---------------------------------------------------------------- resources
@@ -191,6 +262,8 @@ def resource_findings(status: ClusterStatus, now: float, *, failover_ok: bool,
         return [Finding("no_resources", UNKNOWN, "the status lists no resource")]
     if status.maintenance:
         findings.append(Finding("maintenance", WARNING, "cluster in maintenance mode (resources not managed)"))
+    findings.extend(split_brain_findings(status))
+    findings.extend(clone_findings(status, only))
     for key, unit in units(status):
         whole_unit = not only or key in only
         resources = unit if whole_unit else tuple(r for r in unit if r.id in only)
@@ -235,6 +308,40 @@ def resource_findings(status: ClusterStatus, now: float, *, failover_ok: bool,
     return findings
 
 
+def clones_checked(status: ClusterStatus, only: frozenset[str] = frozenset()) -> list[ClonePlacement]:
+    """The clones `only` names (a clone, a cloned group or one of its members), or all of them."""
+    if not only:
+        return list(status.clones)
+    members = {key: {r.id for r in unit} for key, unit in units(status)}
+    return [c for c in status.clones if c.id in only or members.get(c.id, set()) & only]
+
+
+def clone_findings(status: ClusterStatus, only: frozenset[str] = frozenset()) -> list[Finding]:
+    """A clone on fewer nodes than it should be: clone_max, or fewer eligible nodes.
+
+    Fewer eligible nodes than clone_max (a node lost or in standby) is not a
+    finding here: the node check reports the node. A clone with no copy at all
+    is already a stopped (CRITICAL) resource.
+    """
+    findings = []
+    for clone in clones_checked(status, only):
+        running, wanted = len(clone.nodes), clone.wanted
+        if running == 0 or running >= wanted:
+            continue
+        eligible = f"; eligible: {', '.join(clone.eligible)}" if clone.eligible is not None else ""
+        findings.append(Finding(f"clone:{clone.id}", WARNING,
+                                f"clone {clone.id} on {running} of {wanted} nodes ({', '.join(clone.nodes)}"
+                                f"{eligible})"))
+    return findings
+
+
+def clone_line(clone: ClonePlacement) -> str:
+    eligible = f", eligible {' '.join(clone.eligible) or 'none'}" if clone.eligible is not None else ""
+    failed = f", failed on {' '.join(clone.failed)}" if clone.failed else ""
+    return (f"clone {clone.id}: {len(clone.nodes)} of {clone.max} copies"
+            f" [ {' '.join(clone.nodes)} ]{eligible}{failed}")
+
+
 def fail_counts(status: ClusterStatus) -> list[tuple[ClusterResource, str | None, int]]:
     """Each resource's highest fail count and the node it is on (once per resource id)."""
     seen: dict[str, tuple[ClusterResource, str | None, int]] = {}
@@ -267,6 +374,7 @@ def resource_lines(status: ClusterStatus, now: float) -> list[str]:
             extra.append(f"last failure {failure_text(resource.last_failure, now)}")
         group = f" [{resource.group}]" if resource.group else ""
         lines.append(f"{resource.id}{group}: {resource.state}{where}" + (f" ({', '.join(extra)})" if extra else ""))
+    lines.extend(clone_line(clone) for clone in status.clones)
     failover = status.last_failover
     if failover is not None:
         lines.append(f"last failover: {', '.join(failover.resources)} from {failover.from_node} to "

@@ -29,6 +29,13 @@ UNMANAGED = "unmanaged"
 BLOCKED = "blocked"  # Pacemaker: a failed stop left it where it was
 RESOURCE_STATES = frozenset({STARTED, STOPPED, STARTING, STOPPING, FAILED, UNMANAGED, BLOCKED})
 
+# heartbeat's no_quorum_policy: what a partition without quorum does with its resources
+STOP, FREEZE, IGNORE = "stop", "freeze", "ignore"
+NO_QUORUM_POLICIES = frozenset({STOP, FREEZE, IGNORE})
+
+# Fencing states (heartbeat's status `fencing`)
+FENCE_PENDING, FENCE_RUNNING, FENCE_DONE, FENCE_FAILED = "pending", "running", "done", "failed"
+
 
 class StatusFormatError(ValueError):
     """The status document does not have the documented shape."""
@@ -100,6 +107,52 @@ class Failover:
 
 
 @dataclass(frozen=True, slots=True)
+class Quorum:
+    """The answering node's partition: votes it counts out of every configured vote."""
+
+    have: bool
+    votes: int | None = None
+    expected: int | None = None
+    reason: str = ""
+    policy: str | None = None  # no_quorum_policy; None when the manager does not say
+
+
+@dataclass(frozen=True, slots=True)
+class Fencing:
+    """The last fencing run for a lost node."""
+
+    node: str
+    state: str  # pending, running, done, failed
+    at: float | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SplitBrain:
+    """Resources found running on both sides when a partition healed."""
+
+    at: float | None
+    nodes: tuple[str, ...]
+    resources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClonePlacement:
+    """A clone (a cloned resource, or a cloned group as one unit): where its copies run."""
+
+    id: str
+    max: int  # clone_max (0 already resolved to the number of nodes)
+    nodes: tuple[str, ...]  # where a (complete) copy runs
+    eligible: tuple[str, ...] | None = None  # nodes that may run a copy now; None when not reported
+    failed: tuple[str, ...] = ()
+
+    @property
+    def wanted(self) -> int:
+        """How many copies the cluster should be running: clone_max, or fewer eligible nodes."""
+        return self.max if self.eligible is None else min(self.max, len(self.eligible))
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterStatus:
     name: str
     reporter: str | None  # the node that answered
@@ -110,6 +163,10 @@ class ClusterStatus:
     resources: tuple[ClusterResource, ...]
     groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     last_failover: Failover | None = None
+    quorum_detail: Quorum | None = None  # heartbeat: votes, expected votes, policy
+    fencing: tuple[Fencing, ...] = ()
+    split_brain: SplitBrain | None = None
+    clones: tuple[ClonePlacement, ...] = ()
 
 
 def _need(doc: dict[str, Any], key: str, kinds: type | tuple[type, ...], where: str) -> Any:
@@ -177,6 +234,71 @@ def _resource(doc: Any) -> ClusterResource:
     )
 
 
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    return tuple(str(item) for item in value) if isinstance(value, list) else ()
+
+
+def _quorum(doc: dict[str, Any]) -> Quorum | None:
+    """`quorum` is an object (heartbeat 2: have, votes, expected, reason) or, in older documents, a bool."""
+    value = doc.get("quorum")
+    policy = doc.get("no_quorum_policy")
+    policy = policy if policy in NO_QUORUM_POLICIES else None
+    if isinstance(value, bool):
+        return Quorum(value, policy=policy)
+    if not isinstance(value, dict):
+        return None
+    if not isinstance(value.get("have"), bool):
+        raise StatusFormatError("status: 'quorum' has no boolean 'have'")
+    return Quorum(value["have"], _int(value.get("votes")), _int(value.get("expected")), str(value.get("reason") or ""),
+                  policy)
+
+
+def _fencing(value: Any) -> tuple[Fencing, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise StatusFormatError("status: 'fencing' is not an object")
+    runs = []
+    for node, run in sorted(value.items()):
+        if not isinstance(run, dict):
+            raise StatusFormatError(f"status: the fencing of {node} is not an object")
+        runs.append(Fencing(str(node), str(run.get("state", "?")), _number(run.get("at")),
+                            str(run.get("reason") or "")))
+    return tuple(runs)
+
+
+def _split_brain(value: Any) -> SplitBrain | None:
+    if not isinstance(value, dict) or not value.get("detected"):
+        return None
+    return SplitBrain(_number(value.get("at")), _names(value.get("nodes")), _names(value.get("resources")))
+
+
+def _clones(resources: list[Any], groups: dict[str, tuple[str, ...]]) -> tuple[ClonePlacement, ...]:
+    """One placement per cloned resource, and one per cloned group: a group's copy is
+    complete on the nodes where every member runs."""
+    found: dict[str, ClonePlacement] = {}
+    for item in resources:
+        clone = item.get("clone") if isinstance(item, dict) else None
+        if not isinstance(clone, dict) or _int(clone.get("max")) is None:
+            continue
+        group = item.get("group")
+        key = group if isinstance(group, str) and group in groups else str(item["id"])
+        eligible = item.get("clone_eligible")
+        placement = ClonePlacement(key, clone["max"], _names(clone.get("nodes")),
+                                   _names(eligible) if isinstance(eligible, list) else None,
+                                   _names(clone.get("failed")))
+        if key in found:  # another member of the group
+            before = found[key]
+            placement = ClonePlacement(key, before.max, tuple(n for n in before.nodes if n in placement.nodes),
+                                       before.eligible, tuple(dict.fromkeys(before.failed + placement.failed)))
+        found[key] = placement
+    return tuple(found.values())
+
+
 def from_status_json(doc: Any) -> ClusterStatus:
     """heartbeat's answer to `{"cmd": "status"}` (see docs/heartbeat.md)."""
     if not isinstance(doc, dict):
@@ -194,14 +316,19 @@ def from_status_json(doc: Any) -> ClusterStatus:
     if isinstance(failover, dict):
         last = Failover(_number(failover.get("at")), tuple(str(r) for r in failover.get("resources") or []),
                         failover.get("from"), failover.get("to"), str(failover.get("reason", "")))
+    quorum = _quorum(doc)
     return ClusterStatus(
         name=str(doc.get("cluster", "")),
         reporter=doc.get("node"),
         dc=doc.get("dc"),
-        quorum=doc.get("quorum") if isinstance(doc.get("quorum"), bool) else None,
+        quorum=quorum.have if quorum else None,
         maintenance=bool(doc.get("maintenance")),
         nodes=nodes,
         resources=resources,
         groups=tuple(groups),
         last_failover=last,
+        quorum_detail=quorum,
+        fencing=_fencing(doc.get("fencing")),
+        split_brain=_split_brain(doc.get("split_brain")),
+        clones=_clones(doc["resources"], dict(groups)),
     )

@@ -4,14 +4,21 @@ Modes (the first argument; `nodes` when omitted):
 
 * `nodes`: CRITICAL when a configured node is offline (or, with `-c`, when
   fewer nodes than the range allows are up; an offline node alone is then a
-  WARNING), or unclean, or the partition has no quorum; WARNING for a
-  standby or maintenance node, a heartbeat link down on a node still alive,
-  no DC, or cluster-wide maintenance mode.
+  WARNING), or unclean, or the partition has no quorum and its policy stops
+  the resources (heartbeat's `no_quorum_policy = "stop"`, the default;
+  `freeze` and `ignore` make it a WARNING), or the last fencing of a lost
+  node failed, or a split brain was detected; WARNING for a standby or
+  maintenance node, a heartbeat link down on a node still alive, a fencing
+  under way, no DC, or cluster-wide maintenance mode. Perfdata: nodes
+  online, and the partition's votes out of the expected votes.
 * `resources`: CRITICAL when a resource that should run is stopped or
-  failed, runs on two nodes, or its group is split; WARNING when resources
-  run away from their preferred node (a failover that was not failed back:
-  the message names the node and the time), when a fail count is above
-  `-w` (0 by default), or when a manual move constraint is still in place.
+  failed, runs on two nodes, or its group is split, or a split brain was
+  detected; WARNING when resources run away from their preferred node (a
+  failover that was not failed back: the message names the node and the
+  time), when a fail count is above `-w` (0 by default), when a manual move
+  constraint is still in place, or when a clone runs on fewer nodes than
+  it should (clone_max, or the eligible nodes when fewer). Perfdata: fail
+  counts, resources started, and the copies of each clone.
 
 The data comes from heartbeat's status socket (`-s PATH`: one JSON request,
 one JSON line back, see docs/heartbeat.md), or with `--pacemaker` from
@@ -132,6 +139,10 @@ class NodesResource(Resource):
         offline_state = cluster_eval.WARNING if self.count_given else cluster_eval.OK
         for finding in cluster_eval.node_findings(status, standby_ok=self.standby_ok, offline_state=offline_state):
             yield self.finding(finding.subject, STATES[finding.state], finding.text)
+        quorum = status.quorum_detail
+        if quorum is not None and quorum.votes is not None and quorum.expected is not None:
+            yield Metric("quorum_votes", quorum.votes, min=0, max=quorum.expected, context="plain")
+            yield Metric("expected_votes", quorum.expected, min=0, context="plain")
 
     def explain(self, metric: Metric, state: nagiosplugin.state.ServiceState) -> str:
         if metric.name != "nodes_online" or self.status is None:
@@ -177,6 +188,8 @@ class ResourcesResource(Resource):
         started = sum(1 for r in status.resources if r.state == "started")
         wanted = sum(1 for r in status.resources if r.should_run)
         yield Metric("resources_started", started, min=0, max=wanted, context="plain")
+        for clone in cluster_eval.clones_checked(status, self.only):
+            yield Metric(f"{clone.id}_copies", len(clone.nodes), min=0, max=clone.max, context="plain")
 
     def ok_summary(self) -> str:
         return cluster_eval.resources_summary(self.status) if self.status else "no status"
