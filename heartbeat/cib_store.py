@@ -8,6 +8,11 @@ epoch); every node adopts a received CIB whose version is higher than its
 own (`newer`), and writes it atomically so a restarted node comes back with
 it. Fail counts are not stored here: each node reports its own in its
 heartbeats (see controller.py), as Pacemaker keeps them in the status section.
+
+`Cib.unmanaged` also holds what the file declares `managed = false` (the
+is-managed meta attribute): added whenever a CIB is built here, never
+written or sent (each node reads it from its own copy of the file), and
+`manage` refuses to undo it, since the file would bring it back.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def runtime_to_dict(cib: Cib) -> dict:
         "standby": sorted(cib.standby),
         "moves": [{"resource": m.resource, "node": m.node, "expires": m.expires} for m in cib.moves],
         "maintenance": cib.maintenance,
-        "unmanaged": sorted(cib.unmanaged),
+        "unmanaged": sorted(cib.unmanaged - cib.config.configured_unmanaged()),
     }
 
 
@@ -54,7 +59,7 @@ def runtime_from_dict(config: ClusterConfig, data: dict) -> Cib:
         standby=frozenset(n for n in data.get("standby", ()) if n in names),
         moves=moves,
         maintenance=bool(data.get("maintenance", False)),
-        unmanaged=frozenset(r for r in data.get("unmanaged", ()) if r in targets),
+        unmanaged=frozenset(r for r in data.get("unmanaged", ()) if r in targets) | config.configured_unmanaged(),
     )
 
 
@@ -64,7 +69,7 @@ def load(config: ClusterConfig, state_dir: str) -> Cib:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
-        return Cib(config=config)
+        return Cib(config=config, unmanaged=config.configured_unmanaged())
     return runtime_from_dict(config, data)
 
 
@@ -126,6 +131,18 @@ def apply_change(cib: Cib, request: dict, now: float) -> Cib:
         return _bump(cib, maintenance=bool(request.get("on")))
     if cmd == "manage":
         rid = need_resource()
+        if request.get("on", True):
+            _refuse_if_declared(config, rid)
         unmanaged = cib.unmanaged - {rid} if request.get("on", True) else cib.unmanaged | {rid}
         return _bump(cib, unmanaged=unmanaged)
     raise ChangeRejected(f"unknown command: {cmd}")
+
+
+def _refuse_if_declared(config: ClusterConfig, rid: str) -> None:
+    """`manage` cannot undo `managed = false` in the file (on the resource or its group)."""
+    group = config.group_of(rid)
+    for name in (rid, group.id if group else None):
+        if name is not None and name in config.configured_unmanaged():
+            whose = "" if name == rid else f" (its group {name})"
+            raise ChangeRejected(f"{rid}{whose} is declared managed = false in the configuration file: "
+                                 "change the file to manage it")

@@ -70,6 +70,8 @@ class ResourceConfig:
     failure_timeout: int | None = None  # ms after which a failure is forgotten (None: never)
     target_role: Literal["started", "stopped"] = "started"
     clone_max: int | None = None  # a clone: run on this many nodes at once (0: every node); None: one node
+    managed: bool = True  # False: Pacemaker's is-managed=false, never started, stopped or recovered
+    make_before_break: bool = False  # moves start on the new node first (policy/make_before_break.py)
 
     def param(self, name: str) -> str | None:
         for key, value in self.params:
@@ -85,6 +87,7 @@ class GroupConfig:
     id: str
     resources: tuple[str, ...]
     clone_max: int | None = None  # the whole group cloned (see ResourceConfig.clone_max)
+    managed: bool = True  # False: its members are left alone (see ResourceConfig.managed)
 
 
 @dataclass(frozen=True)
@@ -191,6 +194,11 @@ class ClusterConfig:
             if rid in group.resources:
                 return group
         return None
+
+    def configured_unmanaged(self) -> frozenset[str]:
+        """Resources and groups the file declares `managed = false`."""
+        return frozenset({r.id for r in self.resources if not r.managed}
+                         | {g.id for g in self.groups if not g.managed})
 
     def clone_max_of(self, rid: str) -> int | None:
         """How many copies of a resource (or group) run at once: None when it

@@ -313,6 +313,8 @@ class _Loader:
                 failure_timeout=None if not failure_timeout else failure_timeout,
                 target_role=values.get("target_role", "started"),
                 clone_max=values.get("clone_max"),
+                managed=values.get("managed", True),
+                make_before_break=values.get("make_before_break", False),
             ))
         return resources
 
@@ -341,7 +343,8 @@ class _Loader:
                 else:
                     member_of[rid] = (gid, path)
             if "id" in values and None not in members:
-                groups.append(GroupConfig(id=gid, resources=tuple(members), clone_max=values.get("clone_max")))
+                groups.append(GroupConfig(id=gid, resources=tuple(members), clone_max=values.get("clone_max"),
+                                          managed=values.get("managed", True)))
         return groups
 
     def check_id_namespace(self, data: dict[str, Any]) -> None:
@@ -362,9 +365,10 @@ class _Loader:
 
     def check_clones(self, resources: list[ResourceConfig], groups: list[GroupConfig],
                      constraints: list[Constraint]) -> None:
-        """A group member is cloned with its group, and only location
-        constraints may name a clone (colocation and order with clones are
-        not implemented)."""
+        """A group member is cloned with its group. Besides location, a clone
+        (or a member of a cloned group) may only be what another resource
+        follows: `with` of a colocation, `first` of an order (the policy's
+        clone_links.py); as the dependent side, it is refused, naming the key."""
         cloned: set[str] = set()
         for index, res in enumerate(resources):
             if res.clone_max is None:
@@ -378,13 +382,17 @@ class _Loader:
             if group.clone_max is not None:
                 cloned.update({group.id, *group.resources})
         for index, constraint in enumerate(constraints):
-            if isinstance(constraint, LocationConstraint):
-                continue
-            named = {getattr(constraint, k) for k in ("resource", "with_resource", "first", "then")
-                     if hasattr(constraint, k)} & cloned
-            if named:
-                self.problem(f"constraint[{index}]", f"{show(sorted(named)[0])} is a clone: only location "
-                             "constraints may name a clone")
+            path = f"constraint[{index}]"
+            if isinstance(constraint, ColocationConstraint) and constraint.resource in cloned:
+                other = "another clone" if constraint.with_resource in cloned else "a resource"
+                self.problem(f"{path}.resource", f"{show(constraint.resource)} is a clone: colocating a clone "
+                             f"with {other} is not supported (a clone is placed before everything else); "
+                             "colocate the other resource with the clone instead")
+            elif isinstance(constraint, OrderConstraint) and constraint.then in cloned:
+                other = "another clone" if constraint.first in cloned else "a resource"
+                self.problem(f"{path}.then", f"{show(constraint.then)} is a clone: ordering a clone after "
+                             f"{other} is not supported (its copies start before everything else); "
+                             "a clone may only be `first`")
 
     # --- [[constraint]] ----------------------------------------------------------------
 

@@ -217,6 +217,9 @@ RESOURCE = Section("resource", "[[resource]]", "every [[resource]]", (
     Setting("make_before_break", Bool(), "When it moves, start it on the new node before stopping it on the "
             "old one (a VIP in front of a cloned service: no request lost). Only for a resource outside groups "
             "and order constraints.", False),
+    Setting("managed", Bool(), "`false`: heartbeat never starts, stops or recovers it, keeps monitoring it "
+            "and reports its failures (status shows it unmanaged); as `heartbeat unmanage`, but from the file, "
+            "so `heartbeat manage` cannot undo it.", True, pacemaker="meta is-managed"),
 ))
 
 # --- [[group]] ---------------------------------------------------------------------
@@ -229,7 +232,10 @@ GROUP = Section("group", "[[group]]", "every [[group]]", (
     Setting("resources", ListOf(RESOURCE_ID, "resource id"), "Its resources, in start order; "
             "a resource belongs to at most one group.", required=True, pacemaker="group primitives"),
     Setting("clone_max", Int(0, MAX_NODES), "Clone the whole group: run it on this many nodes at once "
-            "(0: on every node). Only location constraints may name a clone.", pacemaker="clone meta clone-max"),
+            "(0: on every node). A clone may be named by a location, as `with` of a colocation and as `first` "
+            "of an order.", pacemaker="clone meta clone-max"),
+    Setting("managed", Bool(), "`false`: every member is left alone, as with `managed = false` on each.", True,
+            pacemaker="meta is-managed"),
 ))
 
 # --- [[constraint]] -------------------------------------------------------------------
@@ -249,7 +255,9 @@ LOCATION = Section("location", 'kind = "location"', "a location constraint", (
 
 COLOCATION = Section("colocation", 'kind = "colocation"', "a colocation constraint", (
     "Run `resource` where `with` runs (INFINITY: only there), or never with it (-INFINITY); "
-    "finite scores are preferences. `with` is placed first."), (
+    "finite scores are preferences. `with` is placed first. `with` may be a clone: `resource` then runs "
+    "only on (INFINITY), never on (-INFINITY) or preferably on a node where a copy of it runs; "
+    "`resource` may not be a clone."), (
     Setting("kind", _KIND, "The constraint's kind.", required=True),
     Setting("id", RESOURCE_ID, "Constraint id.", default_doc='`"colocation-RESOURCE-WITH"`',
             pacemaker="rsc_colocation id"),
@@ -261,7 +269,9 @@ COLOCATION = Section("colocation", 'kind = "colocation"', "a colocation constrai
 
 ORDER = Section("order", 'kind = "order"', "an order constraint", (
     "Start `first` before `then` (and, if symmetrical, stop `then` before `first`). "
-    "Order is not colocation: use both, or a group."), (
+    "Order is not colocation: use both, or a group. `first` may be a clone: `then` starts only if a copy "
+    "runs somewhere, after the copy on its own node (else after every copy being started), stops before "
+    "that copy stops, and restarts when it restarts; `then` may not be a clone."), (
     Setting("kind", _KIND, "The constraint's kind.", required=True),
     Setting("id", RESOURCE_ID, "Constraint id.", default_doc='`"order-FIRST-THEN"`', pacemaker="rsc_order id"),
     Setting("first", RESOURCE_ID, "The resource or group started first.", required=True,

@@ -13,7 +13,9 @@ The pipeline, one module per step (like Pacemaker's pcmk__schedule_actions):
     placement   groups as units, colocation, orders' runnability -> nodes
     actions     stops, starts, recoveries, implied restarts -> ordered steps
     clones      resources and groups on several nodes at once, placed and
-                planned on their own (their stops first, their starts last)
+                planned on their own, first
+    clone_links colocations with clones and orders after them: the clones'
+                nodes fed to placement, both plans merged into one sequence
 
 `heartbeat.policy.simulate` replays a case file offline (crm_simulate).
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 from heartbeat.model import Cib, ClusterStatus, Transition
 from heartbeat.policy.actions import order_steps, plan_actions
+from heartbeat.policy.clone_links import implied_restarts, links, merge_steps
 from heartbeat.policy.clones import schedule_clones, split
 from heartbeat.policy.notes import Note, select
 from heartbeat.policy.placement import assign
@@ -41,11 +44,12 @@ def schedule(cib: Cib, status: ClusterStatus, now: float) -> Transition:
                                 "(no_quorum_policy freeze)")
     main_cib, main_status = split(cib, status)
     view = full if main_cib is cib else unpack(main_cib, main_status, now)
-    scores = node_scores(view)
-    assignment = assign(view, scores)
-    plan = plan_actions(view, assignment.placement)
     cloned = schedule_clones(full)
-    steps = (*cloned.stop_steps, *order_steps(view, plan), *cloned.start_steps)
+    linked = links(cib.config, cloned)
+    scores = node_scores(view)
+    assignment = assign(view, scores, linked)
+    plan = plan_actions(view, assignment.placement, implied_restarts(view, linked, cloned, assignment.placement))
+    steps = merge_steps(cib.config, order_steps(view, plan), cloned, linked)
     acted_on = frozenset(action.resource for step in steps for action in step)
     notes = (*_cluster_notes(full), *full.notes, *scores.notes, *assignment.notes, *plan.notes, *cloned.notes)
     clone_nodes = dict(cloned.nodes)

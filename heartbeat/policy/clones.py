@@ -11,7 +11,8 @@ count at migration-threshold or INFINITY), best first by location score,
 then where it already runs (no needless moves), then file order. A group
 clone starts its members in order on each node and stops them in reverse;
 a member that (re)starts on a node restarts the members after it there.
-Constraints other than location may not name clones (the loader says so).
+Location constraints apply to clones here; a colocation of a resource with
+a clone and an order from a clone to a resource are clone_links.py's.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def _names(constraint) -> set[str]:
             if hasattr(constraint, key)}
 
 
-def _units(config: ClusterConfig) -> list[tuple[str, tuple[str, ...], int]]:
+def clone_units(config: ClusterConfig) -> list[tuple[str, tuple[str, ...], int]]:
     """(unit id, members in order, clone_max) of every clone, config order."""
     units, seen = [], set()
     for res in config.resources:
@@ -86,7 +87,7 @@ def schedule_clones(view: View) -> ClonePlan:
     stops: dict[str, list[str]] = {}
     starts: dict[str, list[str]] = {}
     notes: list[Note] = []
-    for unit, members, count in _units(config):
+    for unit, members, count in clone_units(config):
         score = {n: 0 for n in view.nodes}
         for c in config.constraints:
             if isinstance(c, LocationConstraint) and (c.resource == unit or c.resource in members) and c.node in score:

@@ -19,6 +19,8 @@ Pacemaker's `assign_resources`, for our subset:
   adds their configured wishes (locations, moves) to its own, so moving a
   dependent drags its primary.
 - A mandatory order whose `first` cannot run makes `then` unable to start.
+- Colocations with a clone and orders after a clone (clone_links.py) use
+  the nodes the clone was given, clones being placed before everything else.
 - Ties: a node named by a move, then the node already running more of the
   unit's members (no needless move), then the node with fewer resources
   assigned so far (Pacemaker's default placement spreads; units that stay
@@ -40,6 +42,7 @@ from heartbeat.model import (
     OrderConstraint,
     add_scores,
 )
+from heartbeat.policy.clone_links import CloneLinks
 from heartbeat.policy.notes import Note
 from heartbeat.policy.scores import Scores
 from heartbeat.policy.unpack import View
@@ -81,16 +84,18 @@ def score_text(score: int) -> str:
     return str(score)
 
 
-def assign(view: View, scores: Scores) -> Assignment:
-    return _Assigner(view, scores).run()
+def assign(view: View, scores: Scores, clones: CloneLinks | None = None) -> Assignment:
+    """`clones`: the colocations and orders of units with clones placed already."""
+    return _Assigner(view, scores, clones).run()
 
 
 class _Assigner:
     """One assignment run; holds the partial placement while units are placed in turn."""
 
-    def __init__(self, view: View, scores: Scores):
+    def __init__(self, view: View, scores: Scores, clones: CloneLinks | None = None):
         self.view = view
         self.scores = scores
+        self.clones = clones
         self.units = units(view.config)
         self.unit_of: dict[str, Unit] = {}
         for unit in self.units:
@@ -166,6 +171,8 @@ class _Assigner:
 
         self._apply_colocations(unit, level)
         self._apply_orders(unit, level)
+        if self.clones is not None:
+            self.notes.extend(self.clones.constrain(unit.id, unit.members, level))
         merged, move_nodes = self._dependents_wishes(unit)
 
         prefix: dict[str, int] = {}

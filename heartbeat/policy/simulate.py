@@ -90,8 +90,9 @@ def _runtime(cib: Cib, now: float) -> list[str]:
     lines = []
     if cib.maintenance:
         lines.append("  * Maintenance mode")
-    for rid in sorted(cib.unmanaged):
-        lines.append(f"  * Unmanaged: {rid}")
+    declared = cib.config.configured_unmanaged()
+    for rid in sorted(cib.unmanaged | declared):
+        lines.append(f"  * Unmanaged: {rid}" + (" (managed = false)" if rid in declared else ""))
     for move in cib.moves:
         until = "" if move.expires is None else f" until {move.expires:g}"
         lines.append(f"  * Move: {move.resource} to {move.node}{until}")
@@ -156,6 +157,12 @@ def _summary(status: ClusterStatus, transition: Transition) -> list[str]:
                 rows.append((verb, rid, f"{source} -> {target}"))
             else:
                 rows.append(("Start", rid, target))
+        for node in starts[1:]:  # a clone's other copies
+            if node in stops:
+                stops.remove(node)
+                rows.append(("Recover" if (rid, node) in failed else "Restart", rid, node))
+            else:
+                rows.append(("Start", rid, node))
         rows += [("Stop", rid, node) for node in stops]
     width = max((len(rid) for _, rid, _ in rows), default=0)
     return [f"  * {verb:<{ACTION_WIDTH}} {rid:<{width}} ( {where} )" for verb, rid, where in rows]

@@ -186,11 +186,13 @@ def _observed(config: ClusterConfig, nodes: tuple[str, ...], online: frozenset[s
 
 
 def _unmanaged(cib: Cib, status: ClusterStatus) -> frozenset[str]:
-    """Resources named unmanaged, members of unmanaged groups, and resources
-    the LRM reports as unmanaged (e.g. blocked after a failed stop)."""
+    """Resources named unmanaged at run time or `managed = false` in the
+    file (Pacemaker's is-managed meta attribute: both feed the same set),
+    members of unmanaged groups, and resources the LRM reports as unmanaged
+    (e.g. blocked after a failed stop)."""
     config = cib.config
     names: set[str] = set()
-    for rid in cib.unmanaged:
+    for rid in cib.unmanaged | config.configured_unmanaged():
         names.update(_members(config, rid))
     names.update(e.resource for e in status.resources
                  if e.state == ResourceState.UNMANAGED and e.node in status.online)

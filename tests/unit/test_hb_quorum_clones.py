@@ -110,9 +110,10 @@ agent = "ocf:heartbeat:Dummy"
 def test_config_clone_max_and_its_rules():
     config = load_string(BASE)
     assert config.clone_max_of("proxy") == 2 and config.clone_max_of("vip") is None
+    load_string(BASE + '[[constraint]]\nkind = "colocation"\nresource = "vip"\nwith = "proxy"\n')  # clone_links
     with pytest.raises(ConfigError) as info:
-        load_string(BASE + '[[constraint]]\nkind = "colocation"\nresource = "vip"\nwith = "proxy"\n')
-    assert "only location constraints may name a clone" in str(info.value)
+        load_string(BASE + '[[constraint]]\nkind = "colocation"\nresource = "proxy"\nwith = "vip"\n')
+    assert "constraint[0].resource" in str(info.value) and "colocating a clone" in str(info.value)
     with pytest.raises(ConfigError) as info:
         load_string(BASE + '[[group]]\nid = "g"\nresources = ["proxy", "vip"]\n')
     assert "set clone_max on the group" in str(info.value)
