@@ -1,0 +1,190 @@
+"""Partition traps and checks with real processes: a three-node heartbeat cluster on loopback whose
+fencing command always fails, Debian's snmptrapd with GPROXY-SUITE-MIB loaded, and check_heartbeat
+asked on the nodes' status sockets.
+
+- The node running the resource is killed: the new DC runs the fencing hook, which exits 1; the DC
+  sends heartbeatFencingFailed (v2c and v3) and `check_heartbeat nodes` on it is CRITICAL.
+- A second node is killed: the last one has 1 vote of 3; it sends heartbeatQuorumLost, and
+  `check_heartbeat nodes` on it is CRITICAL (no_quorum_policy stop) with the votes in its perfdata.
+- The second node comes back: heartbeatQuorumRegained from the node that stayed.
+
+No trap, check output or status carries the fencing command's password or the cluster key.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from harness import REPO, free_port
+from gsuite.snmp_config import DEFAULT_ENTERPRISE_OID, default_engine_id
+from test_snmp_traps import DUMMY, Snmptrapd, check_pair, report_latencies, snmp_table
+
+NODES = ("n1", "n2", "n3")
+CHECK_HEARTBEAT = Path(sys.executable).parent / "check_heartbeat"
+FENCE_PASSWORD = "fence-pw-must-not-leak"
+CLUSTER_KEY = "traps-e2e-cluster-key"
+WAIT = 20.0
+
+
+class TrapCluster:
+    """n1..n3 sharing 127.0.0.1, each on its own port; `d1` (Dummy) prefers n1."""
+
+    def __init__(self, tmp: Path, snmp: dict):
+        self.tmp = tmp
+        authkey = tmp / "authkey"
+        authkey.write_text(f"auth 1\n1 sha256 {CLUSTER_KEY}\n")
+        authkey.chmod(0o600)
+        # The hook's arguments carry a password, as fence agents' do: only the
+        # program's name, exit status and last output line may be reported.
+        fence = ["sh", "-c", 'echo "fence agent refused $1"; exit 1', "fence", "{node}",
+                 "--password", FENCE_PASSWORD]
+        doc = {
+            "cluster": {"name": "traps-e2e", "keepalive": "200ms", "warntime": "600ms", "deadtime": "1500ms",
+                        "initdead": "2s", "port": free_port(), "auth_key_file": str(authkey),
+                        "status_socket": f"{tmp}/{{node}}.sock", "state_dir": f"{tmp}/state-{{node}}",
+                        "fencing": {"command": fence, "timeout": "5s"}},
+            "node": [{"name": name, "addresses": [f"127.0.0.1:{free_port()}"]} for name in NODES],
+            "resource": [{"id": "d1", "agent": "ocf:heartbeat:Dummy",
+                          "params": {"state": f"{tmp}/{{node}}-d1.state"},
+                          "monitor": {"interval": "500ms", "timeout": "5s"}}],
+            "constraint": [{"kind": "location", "resource": "d1", "node": "n1", "score": 100}],
+            "snmp": snmp,
+        }
+        self.path = tmp / "cluster.toml"
+        self.path.write_text(tomli_w.dumps(doc))
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, node: str) -> None:
+        with open(self.tmp / f"{node}.log", "ab") as log:
+            self.procs[node] = subprocess.Popen(
+                [sys.executable, "-m", "heartbeat", "run", str(self.path), "--node", node],
+                stdout=log, stderr=log, cwd=REPO)
+
+    def kill(self, node: str) -> None:
+        proc = self.procs[node]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+
+    def status(self, node: str) -> dict | None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(5)
+        try:
+            with sock:
+                sock.connect(str(self.tmp / f"{node}.sock"))
+                sock.sendall(b'{"cmd": "status"}\n')
+                data = b""
+                while not data.endswith(b"\n"):
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            return json.loads(data)
+        except (OSError, ValueError):
+            return None
+
+    def wait(self, what: str, predicate, timeout: float = WAIT):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = predicate()
+            if found:
+                return found
+            time.sleep(0.1)
+        raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
+
+    def check(self, node: str, mode: str = "nodes") -> tuple[int, str]:
+        done = subprocess.run([str(CHECK_HEARTBEAT), mode, "-s", str(self.tmp / f"{node}.sock")],
+                              capture_output=True, text=True, timeout=30)
+        return done.returncode, done.stdout
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n" + (self.tmp / f"{n}.log").read_text(errors="replace")[-2500:]
+                         for n in NODES if (self.tmp / f"{n}.log").exists())
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+def _d1_on(cluster: TrapCluster, asked: str, node: str) -> bool:
+    doc = cluster.status(asked)
+    return bool(doc) and all(n["state"] == "online" for n in doc["nodes"]) and any(
+        r["id"] == "d1" and r["state"] == "started" and r["node"] == node for r in doc["resources"])
+
+
+def test_fencing_failure_and_quorum_loss_are_trapped_and_critical(tmp_path):
+    if not DUMMY.exists():
+        pytest.fail("ocf:heartbeat:Dummy is missing: run scripts/install-debian-deps.sh (make test does)")
+    receiver = Snmptrapd(tmp_path, [default_engine_id(DEFAULT_ENTERPRISE_OID, "heartbeat", n) for n in NODES])
+    cluster = TrapCluster(tmp_path, snmp_table(receiver))
+    try:
+        for node in NODES:
+            cluster.start(node)
+        cluster.wait("d1 on n1, every node online, seen by n2 and n3",
+                     lambda: _d1_on(cluster, "n2", "n1") and _d1_on(cluster, "n3", "n1"))
+        rc, out = cluster.check("n2")
+        assert rc == 0, out
+        assert "quorum_votes=3;;;0;3" in out
+
+        # n1 dies holding d1: the new DC (n2) must fence it first, and the hook fails.
+        trigger = time.time()
+        cluster.kill("n1")
+        failed = check_pair(receiver.wait("heartbeatFencingFailed", trigger), trigger, gproxySuiteSender="n2",
+                            heartbeatClusterName="traps-e2e", heartbeatNodeName="n1",
+                            heartbeatReason="sh exited 1: fence agent refused n1")
+        assert failed.values["gproxySuiteMessage"] == (
+            "node n1 NOT fenced, takeover blocked: sh exited 1: fence agent refused n1")
+        rc, out = cluster.check("n2")
+        assert rc == 2, out
+        assert "fencing of n1 FAILED at " in out.splitlines()[0]
+        assert "quorum: yes, 2 of 3 votes" in out and "quorum_votes=2;;;0;3" in out
+        doc = cluster.status("n2")
+        assert doc["fencing"]["n1"]["state"] == "failed" and doc["quorum"]["have"] is True
+        assert not (tmp_path / "n2-d1.state").exists() and not (tmp_path / "n3-d1.state").exists()  # blocked
+
+        # n2 dies too: n3 is alone with 1 vote of 3.
+        trigger = time.time()
+        cluster.kill("n2")
+        lost = check_pair(receiver.wait("heartbeatQuorumLost", trigger, lambda t: t.values["gproxySuiteSender"] == "n3"),
+                          trigger, heartbeatNodeName="n3", heartbeatQuorumVotes="1", heartbeatExpectedVotes="3",
+                          heartbeatReason="1 of 3 votes: no majority")
+        assert lost.values["gproxySuiteMessage"] == (
+            "partition of n3 lost quorum: 1 of 3 votes (1 of 3 votes: no majority)")
+        rc, out = cluster.check("n3")
+        assert rc == 2, out
+        assert ("partition WITHOUT quorum (1 of 3 votes: no majority): its resources are stopped "
+                "(no_quorum_policy stop)") in out.splitlines()[0]
+        assert "quorum_votes=1;;;0;3" in out and "expected_votes=3;;;0" in out
+
+        # n2 comes back: n3's partition has 2 votes of 3 again.
+        trigger = time.time()
+        cluster.start("n2")
+        check_pair(receiver.wait("heartbeatQuorumRegained", trigger, lambda t: t.values["gproxySuiteSender"] == "n3"),
+                   trigger, heartbeatNodeName="n3", heartbeatQuorumVotes="2", heartbeatExpectedVotes="3",
+                   heartbeatReason="majority of votes")
+        cluster.wait("n3 with quorum", lambda: (d := cluster.status("n3")) and d["quorum"]["have"])
+        rc, out = cluster.check("n3")
+        assert "partition WITHOUT quorum" not in out and "quorum_votes=2;;;0;3" in out
+
+        # Nothing secret left the cluster: not in the traps, the checks or the status.
+        everything = receiver.log.read_text(errors="replace") + out + json.dumps(cluster.status("n3"))
+        assert FENCE_PASSWORD not in everything and CLUSTER_KEY not in everything
+        report_latencies(receiver)
+    finally:
+        cluster.stop()
+        receiver.stop()
