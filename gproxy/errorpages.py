@@ -10,6 +10,7 @@ _PAGES = {
     400: (b"Bad request", b"Your browser sent an invalid request."),
     403: (b"Forbidden", b"Request forbidden by administrative rules."),
     408: (b"Request Time-out", b"Your browser didn't send a complete request in time."),
+    413: (b"Payload Too Large", b"The request entity exceeds the maximum allowed."),
     414: (b"URI Too Long", b"The requested URI is longer than this server accepts."),
     431: (b"Request Header Fields Too Large", b"Your browser sent a request with too large headers."),
     500: (b"Internal Server Error", b"An internal server error occurred."),

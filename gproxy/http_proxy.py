@@ -13,7 +13,12 @@ Failure policy (what a client sees):
 - a request whose bytes reached a server is replayed only if it is
   idempotent, carries no body and no response byte came back;
 - malformed requests get 400/431 and never reach a server; a garbage
-  response gets 502; a silent server 504; no server 503.
+  response gets 502; a silent server 504; no server 503;
+- with `max_body_size`, a larger Content-Length gets 413 and never reaches a
+  server; so does a chunked body whose buffered part is already too large; a
+  chunked body that grows past the limit once forwarding began cuts the
+  server connection, and the client gets 413 if no response byte was sent to
+  it yet, else its connection is closed (counted in dreq, logged PR/PD).
 """
 
 from __future__ import annotations
@@ -32,7 +37,9 @@ from gproxy.persistence import (
     rewrite_set_cookie,
 )
 from gproxy.protocol.http import (
+    BODY_TOO_LARGE_STATUS,
     END,
+    BodyTooLarge,
     NEED_DATA,
     ConnectionClosed,
     Data,
@@ -82,7 +89,8 @@ class HttpSession:
         self.mode = "close" if "close" in modes else ("server-close" if "server-close" in modes else "keep-alive")
         self.forwardfor = fe_cfg.forwardfor or (be_cfg.forwardfor if be_cfg else None)
         self.add_xff = self._wants_xff()
-        self.parser = RequestParser(ctx.tune.max_header_bytes, ctx.tune.maxhdr, ctx.tune.max_uri_length)
+        self.parser = RequestParser(ctx.tune.max_header_bytes, ctx.tune.maxhdr, ctx.tune.max_uri_length,
+                                    fe_cfg.max_body_size)
         self.accept_wall = ctx.clock.wall()
         self.accept_mono = ctx.clock.mono()
         self.sent_anything = False
@@ -143,6 +151,11 @@ class HttpSession:
             route = self.fe.local_routes.match(head)
             if route is not None:
                 return route(self, head, rec, start_mono)
+        if head.body_kind == "chunked" and self.parser.refuses_buffered_body():
+            # max_body_size: the chunks already here are too large; refused
+            # before a server sees a byte.
+            self._deny_body(rec, start_mono)
+            return False
         try:
             return self._forward(head, rec, start_mono)
         finally:
@@ -225,6 +238,13 @@ class HttpSession:
                 if event is ConnectionClosed or isinstance(event, ConnectionClosed):
                     return None
                 return None
+        except BodyTooLarge as exc:
+            # max_body_size and a larger Content-Length: a policy refusal
+            # (dreq), not an invalid request; nothing reached a server.
+            if exc.head is not None:
+                self._request_seen(exc.head, rec, start_mono)
+            self._deny_body(rec, start_mono)
+            return None
         except ProtocolError as exc:
             self._capture_error(self.fe, b"".join(chunks))
             self._reject(rec, exc.status, "PR--", start_mono, got_bytes=True)
@@ -244,6 +264,19 @@ class HttpSession:
         finally:
             if deadline is not None:
                 deadline.cancel()
+
+    def _request_seen(self, head: RequestHead, rec: RequestRecord, start_mono: float) -> None:
+        """Count and record a refused request whose head was read."""
+        rec.t_request = int((self.ctx.clock.mono() - start_mono) * 1000)
+        rec.request_line = (f"{head.method.decode('latin-1')} {head.target.decode('latin-1')} "
+                            f"{head.version.decode('latin-1')}")
+        self.fe.counters.req_tot += 1
+        self.ctx.process.cum_req += 1
+
+    def _deny_body(self, rec: RequestRecord, start_mono: float) -> None:
+        """max_body_size: 413, counted in dreq, logged PR--, connection closed."""
+        self.fe.counters.denied_req += 1
+        self._reject(rec, BODY_TOO_LARGE_STATUS, "PR--", start_mono, got_bytes=True)
 
     def _capture_error(self, owner, data: bytes, server=None) -> None:
         """Keep the offending bytes for `show errors` (the last error per proxy)."""
@@ -604,24 +637,29 @@ class HttpSession:
             self.fe.counters.count_status(status)
             return keep_client
         except (_BadRequestBody, _ClientTimeout) as exc:
-            # Invalid body framing (400) or a client too slow to send its body
-            # (408): the server got a partial request and is closed; the client
-            # gets the error if nothing was sent to it yet.
+            # Invalid body framing (400), a body past max_body_size (413) or a
+            # client too slow to send its body (408): the server got a partial
+            # request and is closed; the client gets the error if nothing was
+            # sent to it yet.
             keep_server = False
             timed_out = isinstance(exc, _ClientTimeout)
+            status = 408 if timed_out else exc.status
             if timed_out:
                 server.counters.cli_abrt += 1
                 be.counters.cli_abrt += 1
+            elif status == BODY_TOO_LARGE_STATUS:
+                self.fe.counters.denied_req += 1
             else:
                 self.fe.counters.err_req += 1
             if not bytes_out:
-                response = error_response(408 if timed_out else 400)
+                response = error_response(status)
                 try:
                     client.sendall(response)
                     bytes_out += len(response)
                 except (OSError, socket.timeout):
                     pass
-                rec.status = 408 if timed_out else 400
+                rec.status = status
+                self.fe.counters.count_status(status)
             rec.termination = "cD--" if timed_out else "PD--"
             return False
         except _ClientGone:
@@ -679,8 +717,8 @@ class HttpSession:
         while True:
             try:
                 event = parser.next_event()
-            except ProtocolError:
-                raise _BadRequestBody() from None
+            except ProtocolError as exc:
+                raise _BadRequestBody(exc.status) from None
             if event is NEED_DATA:
                 client.settimeout(client_timeout)
                 try:
@@ -806,7 +844,11 @@ class _ServerGone(Exception):
 
 
 class _BadRequestBody(Exception):
-    pass
+    """The request body broke framing or the body limit; `status` is the answer (400, 413)."""
+
+    def __init__(self, status: int = 400):
+        super().__init__(status)
+        self.status = status
 
 
 class _ClientTimeout(Exception):

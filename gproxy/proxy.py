@@ -233,6 +233,36 @@ class Gproxy:
         server.check_done(outcome, self.clock.wall())
 
     def _handle(self, fe: FrontendRuntime, log, session_class, listener: Listener, client, address) -> None:
+        # maxconn_per_client: admission by the peer's address, before any byte
+        # is read (HAProxy's `tcp-request connection reject`).
+        limits = fe.client_conns
+        if limits is None:
+            self._serve(fe, log, session_class, listener, client, address)
+            return
+        source = address[0]
+        admission = limits.admit(source)
+        if not admission.admitted:
+            self._client_refused(fe, listener, address, admission.current)
+            close_quietly(client)
+            return
+        try:
+            self._serve(fe, log, session_class, listener, client, address)
+        finally:
+            limits.release(source)
+
+    def _client_refused(self, fe: FrontendRuntime, listener: Listener, address, current: int) -> None:
+        """Count (conn_tot, dcon) and log a connection refused by maxconn_per_client."""
+        counters = fe.counters
+        counters.conn_tot += 1
+        counters.denied_conn += 1
+        self.process.cum_conns += 1
+        sink = self._sink(fe.cfg.log.targets)
+        if sink is not None:
+            sink.log_message(f"{address[0]}:{address[1]} [{accept_date(self.clock.wall())}] "
+                             f"{fe.name}/{listener.name}: Connection refused: {current} connections "
+                             f"from this address (maxconn_per_client)", "info")
+
+    def _serve(self, fe: FrontendRuntime, log, session_class, listener: Listener, client, address) -> None:
         process = self.process
         counters = fe.counters
         # Head and body go out in separate writes: without TCP_NODELAY,

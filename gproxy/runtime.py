@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Protocol
 
 from gproxy.balance import make_balancer
+from gproxy.client_limits import ClientConnections
 from gproxy.config.model import BackendConfig, FrontendConfig, ServerConfig
 from gproxy.events import BackendStateChanged, EventBus, ServerStateChanged
 from gproxy.health import CheckDone, CheckOutcome, ServerHealth
@@ -38,6 +39,8 @@ class Counters:
         "qmax", "q_time_sum", "c_time_sum", "r_time_sum", "t_time_sum", "timed",
         # HAProxy's ssl stats module; proxy_failed: garbage PROXY headers (also in err_req).
         "ssl_sess", "ssl_reused_sess", "ssl_failed_handshake", "proxy_failed",
+        # dcon: connections refused before any session (maxconn_per_client).
+        "denied_conn",
     )
 
     def __init__(self) -> None:
@@ -60,6 +63,7 @@ class Counters:
         self.q_time_sum = self.c_time_sum = self.r_time_sum = self.t_time_sum = 0
         self.timed = 0
         self.ssl_sess = self.ssl_reused_sess = self.ssl_failed_handshake = self.proxy_failed = 0
+        self.denied_conn = 0
 
     def count_status(self, status: int) -> None:
         index = status // 100 - 1
@@ -324,6 +328,8 @@ class FrontendRuntime:
         # match(head) -> handler(session, head, rec, start_mono) -> keep-alive, or None.
         self.local_routes = None
         self.last_error: ErrorCapture | None = None  # last invalid request (show errors)
+        # `maxconn_per_client`: live connections by client address (None: no limit).
+        self.client_conns = ClientConnections(cfg.maxconn_per_client) if cfg.maxconn_per_client else None
 
 
 class ProcessState:

@@ -523,6 +523,8 @@ class _Loader:
             binds=binds,
             hsts=eff["hsts"],
             redirect_to_https=eff["redirect_to_https"],
+            max_body_size=eff["max_body_size"],
+            maxconn_per_client=eff["maxconn_per_client"],
             default_backend=proxy.name if proxy.kind == "listen" else eff["default_backend"],
             maxconn=eff["maxconn"],
             timeouts=Timeouts(**_with_defaults(TIMEOUT, eff["timeout"])),

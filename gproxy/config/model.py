@@ -240,6 +240,8 @@ class FrontendConfig:
     binds: tuple[BindConfig, ...] = ()
     hsts: int | None = None  # ms: Strict-Transport-Security max-age on every response
     redirect_to_https: bool = False  # 301 to https:// for requests received without TLS
+    max_body_size: int | None = None  # bytes; a larger request body is refused with 413 (None: no limit)
+    maxconn_per_client: int | None = None  # concurrent connections per client address (None: no limit)
 
     @property
     def listeners(self) -> tuple[BindConfig, ...]:

@@ -23,6 +23,7 @@ from gproxy.config.types import (
     Int,
     LogTargetType,
     Network,
+    Size,
     StatusRanges,
     Str,
     StrList,
@@ -355,6 +356,15 @@ PROXY = Section("proxy", "proxy settings", (
             haproxy="default_backend", scope=FRONTEND),
     Setting("maxconn", Int(0), "Most concurrent connections this frontend accepts.", 2000,
             haproxy="maxconn", scope=FRONTEND),
+    Setting("maxconn_per_client", Int(1),
+            "Most concurrent connections from one client address; the next one is closed at once, "
+            "counted in `dcon` and logged. Unset: no limit. HAProxy: a stick-table storing `conn_cur` "
+            "and `tcp-request connection reject if { src_conn_cur ge <n+1> }`.", scope=FRONTEND),
+    Setting("max_body_size", Size(),
+            "Largest request body: a larger Content-Length gets 413 before anything reaches a server; "
+            "a chunked body growing past it is cut (see docs/reliability.md). Counted in `dreq` and "
+            "logged. Unset: no limit. HAProxy: `http-request deny deny_status 413` on `req.body_size`.",
+            scope=FRONTEND, http_only=True),
     Setting("log", TableList(LOG_TARGET, keyword="global"),
             '`"global"` (the targets of `global.log`) or an array of targets. Unset: no logs.',
             haproxy="log"),

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAX_FILE_MODE", "MAX_PORT", "TOKEN_PATTERN", "AddressType", "BindList", "Bool", "Choice", "Duration",
-    "FileMode", "FreeTable", "Int", "LogTargetType", "Network", "StatusRanges", "Str", "StrList", "Table",
+    "FileMode", "FreeTable", "Int", "LogTargetType", "Network", "Size", "StatusRanges", "Str", "StrList", "Table",
     "TableList", "UserOrId", "ValueType", "kind_of", "parse_address", "show",
 ]
 
@@ -82,6 +82,43 @@ class Int(shared.Int, ValueType):
 
     def placeholder(self) -> str:
         return "<number>"
+
+
+# HAProxy's size suffixes (tune.bufsize, maxrewrite...): binary multiples.
+SIZE_UNITS = {"k": 1024, "m": 1024**2, "g": 1024**3}
+_SIZE_RE = re.compile(r"^([0-9]+)([kmgKMG]?)$")
+
+
+@dataclass(frozen=True)
+class Size(ValueType):
+    """A number of bytes: an integer, or a string with HAProxy's suffixes
+    (`"512k"`, `"10m"`, `"1g"`: multiples of 1024)."""
+
+    low: int = 1
+
+    def describe(self) -> str:
+        return f'size in bytes (integer, or "10k", "10m", "1g"; >= {self.low})'
+
+    def parse(self, value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f'expected a size (bytes, or a string like "10m"), got {kind_of(value)}')
+        if isinstance(value, str):
+            match = _SIZE_RE.match(value.strip())
+            if match is None:
+                raise ValueError(f'{show(value)} is not a size (digits, optionally followed by k, m or g)')
+            number = int(match.group(1)) * SIZE_UNITS.get(match.group(2).lower(), 1)
+        else:
+            number = value
+        if number < self.low:
+            raise ValueError(f"{show(value)} is too small (the minimum is {self.low} bytes)")
+        return number
+
+    def from_haproxy(self, word: str) -> object:
+        self.parse(word)
+        return int(word) if word.isdigit() else word
+
+    def placeholder(self) -> str:
+        return "<size>"
 
 
 class Duration(shared.Duration, ValueType):

@@ -19,6 +19,15 @@ arrived so far. A framing violation raises `ProtocolError` whose `status` is
 what to answer (400 or 431 for requests, 502 for responses); the parser then
 stays broken and raises the same error on every call.
 
+An optional body limit (`max_body_size`) refuses a request whose body would
+exceed it with `BodyTooLarge` (status 413): at once after the head when its
+Content-Length says so (the error carries the head, so the caller can log the
+request line, and nothing of the request has been handed out), or, for a
+chunked body, when a chunk-size line makes the declared total exceed it
+(after the valid bytes before that line were returned, as for any framing
+error). `refuses_buffered_body()` lets a caller ask, before forwarding
+anything, whether the chunked body bytes already buffered are over the limit.
+
 Each parser is a small state machine: `_READERS` maps its state to the reader
 that makes progress in it, following h11's reader contract (return an event,
 or NEED_DATA when the buffer holds too little). A tunnel (after a 101 or a 2xx
@@ -52,6 +61,7 @@ from gproxy.protocol.http_serialize import REASONS, serialize_request_head, seri
 
 __all__ = [
     "NEED_DATA",
+    "BodyTooLarge",
     "REASONS",
     "ConnectionClosed",
     "Data",
@@ -76,6 +86,19 @@ MAX_CHUNK_SIZE_DIGITS = 16
 # server cannot hold would be read there as negative or wrapped (smuggling).
 MAX_CHUNK_SIZE = 2**63 - 1
 _HEXDIG = b"0123456789abcdefABCDEF"
+
+BODY_TOO_LARGE_STATUS = 413  # RFC 9110 15.5.14 Content Too Large
+
+
+class BodyTooLarge(ProtocolError):
+    """A request body larger than the parser's `max_body_size`. `head` is the
+    request whose Content-Length announced it (None for a chunked body that
+    grew past the limit: part of it may already have been handed out)."""
+
+    def __init__(self, message: str, head: RequestHead | None = None):
+        super().__init__(message, BODY_TOO_LARGE_STATUS)
+        self.head = head
+
 
 Event = Union[RequestHead, ResponseHead, Data, type[EndOfMessage], type[ConnectionClosed], type[NEED_DATA]]
 
@@ -110,7 +133,7 @@ class _Parser:
 
     __slots__ = (
         "_buf", "_pos", "_scan", "_eof", "_state", "_error", "_after", "_remaining",
-        "_chunk_state", "_trailer_room", "_max_head", "_max_headers",
+        "_chunk_state", "_trailer_room", "_max_head", "_max_headers", "_max_body", "_body_left",
     )  # fmt: skip
 
     def __init__(self, max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES, max_headers: int = DEFAULT_MAX_HEADERS):
@@ -126,6 +149,8 @@ class _Parser:
         self._trailer_room = 0
         self._max_head = max_head_bytes
         self._max_headers = max_headers
+        self._max_body: int | None = None  # request bodies only (RequestParser)
+        self._body_left = 0  # chunk data bytes the limit still allows in this message
 
     # -- input ---------------------------------------------------------------
 
@@ -254,6 +279,8 @@ class _Parser:
         elif body_kind == "chunked":
             self._chunk_state = _SIZE
             self._trailer_room = self._max_head
+            if self._max_body is not None:
+                self._body_left = self._max_body
             self._state = BODY_CHUNKED
         else:
             self._state = BODY_CLOSE
@@ -334,6 +361,12 @@ class _Parser:
                     remaining = int(size, 16)
                     if remaining > MAX_CHUNK_SIZE:
                         raise ProtocolError("chunk size beyond 2^63-1", bad)
+                    if self._max_body is not None:
+                        # The declared size counts, not what has arrived: the
+                        # verdict does not depend on how the bytes were split.
+                        if remaining > self._body_left:
+                            raise BodyTooLarge(f"chunked body larger than {self._max_body} bytes")
+                        self._body_left -= remaining
                     pos = nl + 1
                     state = _CHUNK if remaining else _TRAILER
                 elif state == _CHUNK_END:
@@ -403,18 +436,48 @@ class RequestParser(_Parser):
         max_head_bytes: int = DEFAULT_MAX_HEAD_BYTES,
         max_headers: int = DEFAULT_MAX_HEADERS,
         max_uri_length: int = DEFAULT_MAX_URI_LENGTH,
+        max_body_size: int | None = None,
     ):
         super().__init__(max_head_bytes, max_headers)
         self._max_uri = max_uri_length
+        self._max_body = max_body_size  # None: no limit
+
+    @property
+    def max_body_size(self) -> int | None:
+        return self._max_body
 
     def _read_head(self) -> Event:
         head = self._take_head()
         if head is None:
             return self._idle_or_eof()
         req = parse_request_head(head, self._max_headers, self._max_uri)
+        limit = self._max_body
+        if limit is not None and req.body_kind == "length" and req.content_length > limit:
+            raise BodyTooLarge(f"Content-Length {req.content_length} larger than {limit} bytes", req)
         self._after = HEAD
         self._start_body(req.body_kind, req.content_length)
         return req
+
+    def refuses_buffered_body(self) -> bool:
+        """Whether the chunked body bytes buffered now already declare more
+        than `max_body_size` (False without a limit or a chunked body in
+        progress). Nothing is consumed: the parser's state is put back."""
+        if self._max_body is None or self._state != BODY_CHUNKED:
+            return False
+        saved = (self._pos, self._chunk_state, self._remaining, self._trailer_room, self._body_left)
+        try:
+            while self._state == BODY_CHUNKED and self._read_chunked() is not NEED_DATA:
+                pass
+            # A framing error after valid bytes is kept for the next call.
+            return isinstance(self._error, BodyTooLarge)
+        except BodyTooLarge:
+            return True
+        except ProtocolError:
+            return False  # another framing error: the body relay reports it
+        finally:
+            self._pos, self._chunk_state, self._remaining, self._trailer_room, self._body_left = saved
+            self._state = BODY_CHUNKED
+            self._error = None
 
     _READERS = {
         HEAD: _read_head,
