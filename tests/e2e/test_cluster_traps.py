@@ -121,6 +121,10 @@ class TrapCluster:
                 proc.wait(5)
 
 
+def sent_by(node: str):
+    return lambda trap: trap.values["gproxySuiteSender"] == node
+
+
 def _d1_on(cluster: TrapCluster, asked: str, node: str) -> bool:
     doc = cluster.status(asked)
     return bool(doc) and all(n["state"] == "online" for n in doc["nodes"]) and any(
@@ -160,7 +164,7 @@ def test_fencing_failure_and_quorum_loss_are_trapped_and_critical(tmp_path):
         # n2 dies too: n3 is alone with 1 vote of 3.
         trigger = time.time()
         cluster.kill("n2")
-        lost = check_pair(receiver.wait("heartbeatQuorumLost", trigger, lambda t: t.values["gproxySuiteSender"] == "n3"),
+        lost = check_pair(receiver.wait("heartbeatQuorumLost", trigger, sent_by("n3")),
                           trigger, heartbeatNodeName="n3", heartbeatQuorumVotes="1", heartbeatExpectedVotes="3",
                           heartbeatReason="1 of 3 votes: no majority")
         assert lost.values["gproxySuiteMessage"] == (
@@ -174,7 +178,7 @@ def test_fencing_failure_and_quorum_loss_are_trapped_and_critical(tmp_path):
         # n2 comes back: n3's partition has 2 votes of 3 again.
         trigger = time.time()
         cluster.start("n2")
-        check_pair(receiver.wait("heartbeatQuorumRegained", trigger, lambda t: t.values["gproxySuiteSender"] == "n3"),
+        check_pair(receiver.wait("heartbeatQuorumRegained", trigger, sent_by("n3")),
                    trigger, heartbeatNodeName="n3", heartbeatQuorumVotes="2", heartbeatExpectedVotes="3",
                    heartbeatReason="majority of votes")
         cluster.wait("n3 with quorum", lambda: (d := cluster.status("n3")) and d["quorum"]["have"])

@@ -761,6 +761,26 @@ def test_traps_become_nagios_passive_results(tmp_path):
                        r"start of tls on esup-proxy-2 failed: rc=1 \(generic error\)")
         chain.wait_log(r"SERVICE ALERT: esup-proxy-2;cluster resources;OK;SOFT;\d;SNMP TRAP OK - "
                        r"tls recovered on esup-proxy-2")
+        # The partition traps, from the other node (its services start OK).
+        from heartbeat.events import Fencing, QuorumChanged, SplitBrain
+        bus = EventBus()
+        other = attach(bus, snmp, source="heartbeat", node="esup-proxy-1", log=lambda m: None)
+        try:
+            now = time.time()
+            bus.publish(QuorumChanged(cluster="esup-proxy", node="esup-proxy-1", have=False, votes=1, expected=2,
+                                      reason="tie-breaker lost: 0 ping targets, peer 1", at=now))
+            bus.publish(SplitBrain(cluster="esup-proxy", nodes=("esup-proxy-1", "esup-proxy-2"), resources=("vip",),
+                                   at=now))
+            chain.wait_log(r"SERVICE ALERT: esup-proxy-1;cluster nodes;CRITICAL;SOFT;1;SNMP TRAP CRITICAL - "
+                           r"partition of esup-proxy-1 lost quorum: 1 of 2 votes \(tie-breaker lost")
+            chain.wait_log(r"SERVICE ALERT: esup-proxy-1;cluster resources;CRITICAL;SOFT;1;SNMP TRAP CRITICAL - "
+                           r"split brain: vip ran on esup-proxy-1 and esup-proxy-2 at once")
+            # The second CRITICAL of "cluster nodes" is HARD: gproxy-cluster-service has 2 attempts.
+            bus.publish(Fencing(cluster="esup-proxy", node="esup-proxy-2", ok=False, reason="sh exited 1", at=now))
+            chain.wait_log(r"SERVICE ALERT: esup-proxy-1;cluster nodes;CRITICAL;HARD;2;SNMP TRAP CRITICAL - "
+                           r"node esup-proxy-2 NOT fenced, takeover blocked: sh exited 1")
+        finally:
+            other.close()
         assert not (tmp_path / "snmptt-unknown.log").exists()
     finally:
         if notifier is not None:
