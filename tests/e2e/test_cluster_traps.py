@@ -7,6 +7,9 @@ asked on the nodes' status sockets.
 - A second node is killed: the last one has 1 vote of 3; it sends heartbeatQuorumLost, and
   `check_heartbeat nodes` on it is CRITICAL (no_quorum_policy stop) with the votes in its perfdata.
 - The second node comes back: heartbeatQuorumRegained from the node that stayed.
+- Two nodes without fencing or tie-breaker, the active one frozen (SIGSTOP) past deadtime, as a
+  paused VM is: the other takes the resource over; thawed, the first still runs it. The node that
+  hears it come back sends heartbeatSplitBrain, and `check_heartbeat resources` is CRITICAL.
 
 No trap, check output or status carries the fencing command's password or the cluster key.
 """
@@ -36,10 +39,11 @@ WAIT = 20.0
 
 
 class TrapCluster:
-    """n1..n3 sharing 127.0.0.1, each on its own port; `d1` (Dummy) prefers n1."""
+    """Nodes sharing 127.0.0.1, each on its own port; `d1` (Dummy) prefers n1."""
 
-    def __init__(self, tmp: Path, snmp: dict):
+    def __init__(self, tmp: Path, snmp: dict, nodes: tuple[str, ...] = NODES, fencing: bool = True):
         self.tmp = tmp
+        self.nodes = nodes
         authkey = tmp / "authkey"
         authkey.write_text(f"auth 1\n1 sha256 {CLUSTER_KEY}\n")
         authkey.chmod(0o600)
@@ -47,12 +51,13 @@ class TrapCluster:
         # program's name, exit status and last output line may be reported.
         fence = ["sh", "-c", 'echo "fence agent refused $1"; exit 1', "fence", "{node}",
                  "--password", FENCE_PASSWORD]
+        options = {"fencing": {"command": fence, "timeout": "5s"}} if fencing else {}
         doc = {
             "cluster": {"name": "traps-e2e", "keepalive": "200ms", "warntime": "600ms", "deadtime": "1500ms",
                         "initdead": "2s", "port": free_port(), "auth_key_file": str(authkey),
                         "status_socket": f"{tmp}/{{node}}.sock", "state_dir": f"{tmp}/state-{{node}}",
-                        "fencing": {"command": fence, "timeout": "5s"}},
-            "node": [{"name": name, "addresses": [f"127.0.0.1:{free_port()}"]} for name in NODES],
+                        **options},
+            "node": [{"name": name, "addresses": [f"127.0.0.1:{free_port()}"]} for name in nodes],
             "resource": [{"id": "d1", "agent": "ocf:heartbeat:Dummy",
                           "params": {"state": f"{tmp}/{{node}}-d1.state"},
                           "monitor": {"interval": "500ms", "timeout": "5s"}}],
@@ -73,6 +78,9 @@ class TrapCluster:
         proc = self.procs[node]
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
+
+    def freeze(self, node: str, frozen: bool) -> None:
+        self.procs[node].send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def status(self, node: str) -> dict | None:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -107,11 +115,12 @@ class TrapCluster:
 
     def logs(self) -> str:
         return "\n".join(f"--- {n}\n" + (self.tmp / f"{n}.log").read_text(errors="replace")[-2500:]
-                         for n in NODES if (self.tmp / f"{n}.log").exists())
+                         for n in self.nodes if (self.tmp / f"{n}.log").exists())
 
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a frozen node must hear its SIGTERM
                 proc.terminate()
         for proc in self.procs.values():
             try:
@@ -125,7 +134,7 @@ def sent_by(node: str):
     return lambda trap: trap.values["gproxySuiteSender"] == node
 
 
-def _d1_on(cluster: TrapCluster, asked: str, node: str) -> bool:
+def _d1_on(cluster: TrapCluster, asked: str, node: str | None) -> bool:
     doc = cluster.status(asked)
     return bool(doc) and all(n["state"] == "online" for n in doc["nodes"]) and any(
         r["id"] == "d1" and r["state"] == "started" and r["node"] == node for r in doc["resources"])
@@ -188,6 +197,44 @@ def test_fencing_failure_and_quorum_loss_are_trapped_and_critical(tmp_path):
         # Nothing secret left the cluster: not in the traps, the checks or the status.
         everything = receiver.log.read_text(errors="replace") + out + json.dumps(cluster.status("n3"))
         assert FENCE_PASSWORD not in everything and CLUSTER_KEY not in everything
+        report_latencies(receiver)
+    finally:
+        cluster.stop()
+        receiver.stop()
+
+
+def test_split_brain_after_a_frozen_node_is_trapped_and_critical(tmp_path):
+    if not DUMMY.exists():
+        pytest.fail("ocf:heartbeat:Dummy is missing: run scripts/install-debian-deps.sh (make test does)")
+    pair = ("n1", "n2")
+    receiver = Snmptrapd(tmp_path, [default_engine_id(DEFAULT_ENTERPRISE_OID, "heartbeat", n) for n in pair])
+    cluster = TrapCluster(tmp_path, snmp_table(receiver), nodes=pair, fencing=False)
+    try:
+        for node in pair:
+            cluster.start(node)
+        cluster.wait("d1 on n1, both online, seen by n2", lambda: _d1_on(cluster, "n2", "n1"))
+
+        # n1 stops answering past deadtime (a paused VM): n2, alone and without a tie-breaker,
+        # assumes it dead and starts d1 (Heartbeat's two-node rule); n1 still runs its copy.
+        cluster.freeze("n1", True)
+        cluster.wait("d1 taken over by n2", lambda: (tmp_path / "n2-d1.state").exists())
+        assert (tmp_path / "n1-d1.state").exists()
+        trigger = time.time()
+        cluster.freeze("n1", False)
+        trap = check_pair(receiver.wait("heartbeatSplitBrain", trigger), trigger, heartbeatClusterName="traps-e2e",
+                          heartbeatNodes="n1,n2", heartbeatResources="d1")
+        assert trap.values["gproxySuiteMessage"] == "split brain: d1 ran on n1 and n2 at once"
+        for node in pair:  # the fact is shared: both nodes report it
+            cluster.wait(f"the split brain in {node}'s status",
+                         lambda: (d := cluster.status(node)) and d["split_brain"]["detected"])
+            rc, out = cluster.check(node, "resources")
+            assert rc == 2, out
+            assert out.startswith("HEARTBEAT RESOURCES CRITICAL - SPLIT BRAIN at ")
+            assert "d1 ran on n1 and n2 at once" in out.splitlines()[0]
+        rc, out = cluster.check("n2", "nodes")
+        assert rc == 2 and "SPLIT BRAIN" in out.splitlines()[0], out
+        # One copy is stopped again: d1 ends up running once.
+        cluster.wait("d1 on one node", lambda: [(tmp_path / f"{n}-d1.state").exists() for n in pair].count(True) == 1)
         report_latencies(receiver)
     finally:
         cluster.stop()
