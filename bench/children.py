@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -22,6 +23,9 @@ STOP_TIMEOUT_SECONDS = 5.0  # SIGTERM, then SIGKILL after this long
 READY_TIMEOUT_SECONDS = 15.0  # a server must accept connections within this long
 READY_POLL_SECONDS = 0.05
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Up to the hard limit: HAProxy needs about 2 * maxconn descriptors, the bench
+# holds one end of each idle connection. The children inherit the limit.
+FD_LIMIT_WANTED = 65_536
 
 
 class StartupError(RuntimeError):
@@ -170,3 +174,15 @@ def cpu_seconds(pids: Sequence[int]) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def raise_fd_limit(wanted: int = FD_LIMIT_WANTED) -> int:
+    """Raise this process's (hence the children's) descriptor limit towards `wanted`; return the soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    for new_hard in (max(hard, wanted), hard):
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, new_hard), new_hard))
+            break
+        except (ValueError, OSError):
+            continue
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -32,10 +32,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from children import free_port, process_tree
-from run import raise_fd_limit
+from children import free_port, process_tree, raise_fd_limit
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "idle_connections.json"
@@ -45,6 +45,7 @@ HAPROXY_FD_OVERHEAD = 100  # HAProxy wants ulimit-n >= 2 * maxconn + a few liste
 LONG_TIMEOUT = "120s"  # idle connections must outlive the measurement
 WAIT_SECONDS = 60.0
 SERVED_REQUESTS = 20
+GPROXY = (sys.executable, "-m", "gproxy")  # run from the repository: its working tree's gproxy
 
 
 class Origin(http.server.BaseHTTPRequestHandler):
@@ -113,7 +114,8 @@ def wait_for(predicate, what: str):
     raise RuntimeError(f"timed out waiting for {what}")
 
 
-def gproxy_command(workdir: Path, port: int, origin: int, stats: Path, maxconn: int) -> list[str]:
+def gproxy_command(workdir: Path, port: int, origin: int, stats: Path, maxconn: int,
+                   gproxy: Sequence[str] = GPROXY) -> list[str]:
     config = workdir / "gproxy.toml"
     config.write_text(f"""[global]
 maxconn = {maxconn}
@@ -128,7 +130,7 @@ timeout = {{ connect = "5s", client = "{LONG_TIMEOUT}", server = "{LONG_TIMEOUT}
 bind = ["127.0.0.1:{port}"]
 server = [{{ name = "origin", address = "127.0.0.1:{origin}" }}]
 """)
-    return [sys.executable, "-m", "gproxy", "run", str(config), "--foreground"]
+    return [*gproxy, "run", str(config), "--foreground"]
 
 
 def haproxy_command(workdir: Path, port: int, origin: int, stats: Path, maxconn: int) -> list[str]:
@@ -154,7 +156,11 @@ listen idle
     return ["haproxy", "-db", "-f", str(config)]
 
 
-def measure(name: str, connections: int, origin: int) -> dict:
+def measure(name: str, connections: int, origin: int, gproxy: Sequence[str] = GPROXY) -> dict:
+    """Open `connections` idle connections to proxy `name` ("gproxy" or "haproxy"); its figures.
+
+    `gproxy` is the command that runs gproxy (bench/run.py passes its --gproxy).
+    """
     workdir = Path(tempfile.mkdtemp(prefix=f"idle-{name}-"))
     port = free_port()
     stats = workdir / "stats.sock"
@@ -165,9 +171,12 @@ def measure(name: str, connections: int, origin: int) -> dict:
         if maxconn - 50 < connections:
             print(f"haproxy: ulimit-n {soft} allows maxconn {maxconn}: opening {maxconn - 50} connections")
             connections = maxconn - 50
-    build = gproxy_command if name == "gproxy" else haproxy_command
+    if name == "gproxy":
+        argv = gproxy_command(workdir, port, origin, stats, maxconn, gproxy)
+    else:
+        argv = haproxy_command(workdir, port, origin, stats, maxconn)
     log = open(workdir / "proxy.log", "wb")
-    proc = subprocess.Popen(build(workdir, port, origin, stats, maxconn), stdout=log, stderr=log, cwd=REPO)
+    proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
     socks: list[socket.socket] = []
     try:
         try:

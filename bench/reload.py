@@ -27,16 +27,15 @@ import argparse
 import json
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
 
-from children import Children, StartupError, free_port, process_tree, wait_listening
-from configs import Layout, gproxy_toml, haproxy_cfg
-from run import FD_LIMIT_WANTED, Unavailable, raise_fd_limit, start_origins
+from children import FD_LIMIT_WANTED, Children, StartupError, free_port, process_tree, raise_fd_limit, wait_listening
+from plain_configs import Layout, gproxy_toml, haproxy_cfg
+from loads import Unavailable, start_origins
 from wrk_report import WrkOutputError, parse_wrk
 
 REPO = Path(__file__).resolve().parent.parent

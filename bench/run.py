@@ -1,19 +1,30 @@
-"""Benchmark gproxy against HAProxy on this machine, in the same run, as ratios.
+"""Benchmark gproxy against HAProxy 2.6 on this machine, in the same run: issue 8's table.
 
-`make bench` (or `.venv/bin/python bench/run.py [--quick | --duration S]`)
-starts two nginx origins on loopback, then for each scenario starts a fresh
-HAProxy, measures it with wrk, stops it, and does the same with gproxy:
+`make bench` (or `.venv/bin/python bench/run.py [--quick] [--rounds N] [--figure KEY]`)
+starts two nginx origins on loopback and one HAProxy (`nbthread 1`) and one
+gproxy (one worker) with the same configuration (bench/configs.py), then
+measures each figure of issue 8 in rounds, HAProxy then gproxy in each round
+(A B A B ...), and prints one table: both figures (medians over the rounds),
+the median of the per-round ratios gproxy/HAProxy, the target and PASS/FAIL.
 
-    http-keepalive  HTTP listener, wrk -t1 -c50, keep-alive
-    http-close      HTTP listener, wrk -t1 -c50 -H "Connection: close" (one connection per request)
-    tcp-keepalive   TCP listener (mode tcp), keep-alive HTTP through it
+    http_keepalive  wrk -t1 -c50 on the spec's listener (weights, cookie prefix,
+                    forwardfor, checks, httplog), keep-alive
+    http_close      the same listener in the spec's close mode (option httpclose)
+    tcp             wrk -t1 -c50 through a mode tcp listener
+    p99_1000        wrk -t1 -c1000 --latency on the keep-alive listener: p99,
+                    timeouts and socket errors
+    bulk            1 GiB (a sparse file served by nginx) through the tcp listener,
+                    counted by a client in this process
+    added_latency   sequential requests on one keep-alive connection, no other load:
+                    median and p99 of proxied minus direct-to-origin, per round
+    idle_memory     bench/idle_connections.py's measurement: RSS growth per idle
+                    client connection with 10 000 of them open (fresh processes)
 
-It prints requests/s, the gproxy/HAProxy ratio, wrk's p50/p99 latencies and
-each proxy's peak RSS (VmHWM of its process tree) and CPU use, and writes the figures
-to bench/results/latest.json. Nothing is pinned to a CPU: wrk, the proxy and
-the two nginx workers share the machine's cores, so compare ratios, not
-absolute figures. A proxy that cannot start (gproxy before `gproxy run`
-exists, say) is reported as unavailable; the other one is still measured.
+Every wrk request must answer 2xx: failed requests (non-2xx, socket errors,
+timeouts) are listed under the table and mark the figure's verdict with "!".
+Nothing is pinned to a CPU: wrk, the proxies and the origins share the cores,
+so only the ratios measured in one run compare. Figures go to
+bench/results/latest.json.
 """
 
 from __future__ import annotations
@@ -22,60 +33,50 @@ import argparse
 import json
 import os
 import platform
-import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from children import (
-    Children,
-    StartupError,
-    cpu_seconds,
-    free_port,
-    last_line,
-    peak_rss_kib,
-    process_tree,
-    wait_listening,
-)
-from configs import Layout, gproxy_toml, haproxy_cfg, maxconn_for, nginx_conf
+import idle_connections
+import probes
+from children import (Children, StartupError, cpu_seconds, free_port, last_line, process_tree, raise_fd_limit,
+                      wait_listening)
+from configs import BULK_PATH, LISTENERS, Layout, gproxy_toml, haproxy_cfg, maxconn_for, nginx_conf
+from scoreboard import FIGURES, FIGURES_BY_KEY, GPROXY, HAPROXY, Figure, Outcome, Sample, judge
+from scoreboard import median, percentile, render_machine, render_notes, render_table, short_version
 from wrk_report import WrkOutputError, WrkResult, parse_wrk
 
 REPO = Path(__file__).resolve().parent.parent
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+GPROXY_PACKAGES = ("gproxy", "gsuite")  # what `gproxy run` imports
 RESULTS = REPO / "bench" / "results" / "latest.json"
-DEFAULT_DURATION_SECONDS = 10
-QUICK_DURATION_SECONDS = 3
-WARMUP_SECONDS = 1  # a short wrk run before each measured one: accept queues, caches, allocators
+DEFAULT_ROUNDS = 3
+QUICK_ROUNDS = 2
+DEFAULT_DURATION_SECONDS = 5
+QUICK_DURATION_SECONDS = 2
+WARMUP_SECONDS = 1  # one short wrk run per proxy before a figure's first round
 WRK_THREADS = 1
 WRK_CONNECTIONS = 50
+HIGH_CONNECTIONS = 1000
+WRK_TIMEOUT = "2s"  # wrk's default, stated: a request slower than this is a timeout
 WRK_GRACE_SECONDS = 30  # wrk is killed if it runs this much longer than asked
 ORIGINS = 2
+BULK_BYTES = 1 << 30  # 1 GiB, a sparse file: nginx sends it from the page cache
+LATENCY_REQUESTS = 2000
+LATENCY_WARMUP = 100
+IDLE_CONNECTIONS = 10_000
 HAPROXY_NBTHREAD = 1  # one event loop against gproxy's one: the comparison stays per core
 CHECK_TIMEOUT_SECONDS = 30
-# HAProxy needs about 2 * maxconn descriptors and refuses to start below that;
-# the children inherit this limit (raising the hard limit needs root).
-FD_LIMIT_WANTED = 65_536
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    description: str
-    listener: str  # "http" or "tcp"
-    headers: tuple[str, ...] = ()
-
-
-SCENARIOS = (
-    Scenario("http-keepalive", "HTTP mode, keep-alive", "http"),
-    Scenario("http-close", "HTTP mode, one connection per request", "http", ("Connection: close",)),
-    Scenario("tcp-keepalive", "TCP mode, keep-alive HTTP through it", "tcp"),
-)
 
 
 class Unavailable(Exception):
@@ -87,12 +88,12 @@ class Unavailable(Exception):
 
 @dataclass(frozen=True)
 class Proxy:
-    key: str  # "haproxy" | "gproxy": the JSON key
-    label: str  # "HAProxy" | "gproxy": the table heading
+    key: str  # scoreboard.HAPROXY | scoreboard.GPROXY
+    label: str
 
     def prepare(self, workdir: Path, layout: Layout, options: argparse.Namespace) -> list[str]:
         """Write the configuration, validate it, and return the command that runs the proxy."""
-        if self.key == "haproxy":
+        if self.key == HAPROXY:
             binary = shutil.which("haproxy")
             if binary is None:
                 raise Unavailable("haproxy is not installed (apt-get install haproxy)")
@@ -109,7 +110,7 @@ class Proxy:
         return [str(binary), "run", str(path), "--foreground"]
 
 
-PROXIES = (Proxy("haproxy", "HAProxy"), Proxy("gproxy", "gproxy"))
+PROXIES = (Proxy(HAPROXY, "HAProxy"), Proxy(GPROXY, "gproxy"))
 
 
 def _validate(argv: list[str]) -> None:
@@ -124,15 +125,53 @@ def _validate(argv: list[str]) -> None:
         raise Unavailable(f"`{Path(argv[0]).name} {argv[1]}` of the bench config failed: {reason}")
 
 
+@dataclass
+class Running:
+    """A proxy started for the load figures, with its ports."""
+
+    proxy: Proxy
+    layout: Layout
+    process: subprocess.Popen[bytes]
+    log: Path
+    warmed: set[str]  # figures whose warm-up load it had
+
+
+def start_proxy(children: Children, proxy: Proxy, origins: tuple[int, ...], log_port: int,
+                workdir: Path, options: argparse.Namespace) -> Running:
+    layout = Layout(origins=origins, ports={name: free_port() for name in LISTENERS}, log_port=log_port,
+                    maxconn=options.maxconn)
+    argv = proxy.prepare(workdir, layout, options)
+    log = workdir / f"{proxy.key}.log"
+    process = children.start(argv, log=log, cwd=workdir)
+    try:
+        wait_listening(process, tuple(layout.ports.values()), log)
+    except StartupError as error:
+        children.stop(process)
+        raise Unavailable(f"`{Path(argv[0]).name} {argv[1]}` {error}") from None
+    # A few requests on each HTTP listener: it answers before anything is measured
+    # (one per connection on the close listener, which closes after each response).
+    for name, connections, count in (("spec_keepalive", 1, 4), ("spec_close", 4, 1)):
+        try:
+            for _ in range(connections):
+                probes.sequential_requests(layout.host, layout.ports[name], count=count, warmup=0)
+        except (OSError, probes.ProbeError) as error:
+            children.stop(process)
+            raise Unavailable(f"first requests on {name} failed: {error}") from None
+    return Running(proxy, layout, process, log, set())
+
+
+def _alive(running: Running) -> None:
+    if running.process.poll() is not None:
+        raise Unavailable(f"exited with status {running.process.returncode}: {last_line(running.log)}")
+
+
 # --------------------------------------------------------------------------- measuring
 
 
-def run_wrk(children: Children, url: str, seconds: int, headers: tuple[str, ...],
-            connections: int) -> WrkResult:
-    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    for header in headers:
-        argv += ["-H", header]
-    process = children.start([*argv, url], capture=True)
+def run_wrk(children: Children, url: str, seconds: int, connections: int) -> WrkResult:
+    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}",
+            "--latency", url]
+    process = children.start(argv, capture=True)
     try:
         output, _ = process.communicate(timeout=seconds + WRK_GRACE_SECONDS)
     except subprocess.TimeoutExpired:
@@ -147,41 +186,163 @@ def run_wrk(children: Children, url: str, seconds: int, headers: tuple[str, ...]
         raise Unavailable(f"wrk failed: {reason}") from None
 
 
-def measure_proxy(children: Children, proxy: Proxy, scenario: Scenario, origins: tuple[int, ...],
-                  workdir: Path, options: argparse.Namespace) -> dict[str, Any]:
-    """Start a fresh `proxy`, load it with `scenario`, stop it; return its figures."""
-    layout = Layout(origins=origins, http_port=free_port(), tcp_port=free_port(), maxconn=options.maxconn)
-    argv = proxy.prepare(workdir, layout, options)
-    log = workdir / f"{proxy.key}-{scenario.name}.log"
-    process = children.start(argv, log=log, cwd=workdir)
+def wrk_sample(result: WrkResult, value: float, cpu: float) -> Sample:
+    errors = result.socket_errors
+    return Sample(
+        value=value, requests=result.requests, non_2xx=result.non_2xx,
+        socket_errors=errors.get("connect", 0) + errors.get("read", 0) + errors.get("write", 0),
+        timeouts=errors.get("timeout", 0),
+        detail={**result.to_json(), "cpu_percent": round(100.0 * cpu / max(result.seconds, 1e-9), 1)})
+
+
+@dataclass(frozen=True)
+class Bench:
+    """What a figure's round needs: the children, the running proxies, the origins, the options."""
+
+    children: Children
+    running: dict[str, Running]
+    origins: tuple[int, ...]
+    options: argparse.Namespace
+    direct: dict[str, float]  # direct-to-origin figures, for context
+
+
+def wrk_figure(listener: str, connections: int, value: Callable[[WrkResult], float]) -> Callable[..., Sample]:
+    def measure(bench: Bench, running: Running) -> Sample:
+        url = running.layout.url(listener)
+        if listener + str(connections) not in running.warmed:
+            run_wrk(bench.children, url, WARMUP_SECONDS, connections)
+            running.warmed.add(listener + str(connections))
+        tree = process_tree(running.process.pid)
+        before = cpu_seconds(tree)
+        result = run_wrk(bench.children, url, bench.options.duration, connections)
+        cpu = cpu_seconds(process_tree(running.process.pid)) - before
+        _alive(running)
+        return wrk_sample(result, value(result), cpu)
+    return measure
+
+
+def _p99(result: WrkResult) -> float:
+    if "99" not in result.latency_ms:
+        raise Unavailable("wrk printed no 99th percentile")
+    return result.latency_ms["99"]
+
+
+def bulk_sample(bench: Bench, running: Running) -> Sample:
     try:
-        try:
-            wait_listening(process, (layout.http_port, layout.tcp_port), log)
-        except StartupError as error:
-            raise Unavailable(f"`{Path(argv[0]).name} {argv[1]}` {error}") from None
-        port = layout.http_port if scenario.listener == "http" else layout.tcp_port
-        url = f"http://{layout.host}:{port}/"
-        run_wrk(children, url, options.warmup, scenario.headers, options.connections)
-        tree = process_tree(process.pid)
-        cpu_before = cpu_seconds(tree)
-        result = run_wrk(children, url, options.duration, scenario.headers, options.connections)
-        tree = process_tree(process.pid)
-        cpu_used = cpu_seconds(tree) - cpu_before
-        if process.poll() is not None:
-            raise Unavailable(f"exited with status {process.returncode} under load: {last_line(log)}")
-        figures = result.to_json()
-        figures.update(
-            peak_rss_kib=peak_rss_kib(tree),
-            processes=len(tree),
-            cpu_seconds=round(cpu_used, 2),
-            cpu_percent=round(100.0 * cpu_used / max(result.seconds, 1e-9), 1),
-        )
-        return figures
-    finally:
-        children.stop(process)
+        transfer = probes.download(running.layout.host, running.layout.ports["tcp"], BULK_PATH)
+    except (OSError, probes.ProbeError) as error:
+        _alive(running)
+        return Sample(value=0.0, requests=1, socket_errors=1, detail={"error": str(error)})
+    _alive(running)
+    complete = transfer.body_bytes == BULK_BYTES
+    return Sample(value=transfer.mib_per_second, requests=1,
+                  non_2xx=int(not 200 <= transfer.status < 300), socket_errors=int(not complete),
+                  detail={**asdict(transfer), "mib_per_second": round(transfer.mib_per_second, 1)})
 
 
-def start_origins(children: Children, workdir: Path) -> tuple[int, ...]:
+def _latencies(host: str, port: int, count: int) -> probes.Latencies:
+    return probes.sequential_requests(host, port, count=count, warmup=LATENCY_WARMUP)
+
+
+def latency_round(bench: Bench) -> tuple[Sample, Sample]:
+    """Direct, HAProxy, gproxy: each proxy's added median and p99 against the direct run of the same round."""
+    count = bench.options.latency_requests
+    direct = _latencies("127.0.0.1", bench.origins[0], count)
+    direct_median, direct_p99 = median(direct.milliseconds), percentile(direct.milliseconds, 99)
+    samples = []
+    for key in (HAPROXY, GPROXY):
+        running = bench.running[key]
+        proxied = _latencies(running.layout.host, running.layout.ports["spec_keepalive"], count)
+        _alive(running)
+        samples.append(Sample(
+            value=median(proxied.milliseconds) - direct_median,
+            aux=percentile(proxied.milliseconds, 99) - direct_p99,
+            requests=count, non_2xx=proxied.non_2xx,
+            detail={"median_ms": median(proxied.milliseconds), "p99_ms": percentile(proxied.milliseconds, 99),
+                    "direct_median_ms": direct_median, "direct_p99_ms": direct_p99}))
+    return samples[0], samples[1]
+
+
+def idle_round(connections: int, origin_port: int, gproxy: list[str]) -> tuple[Sample, Sample]:
+    """bench/idle_connections.py's measurement of each proxy, fresh processes."""
+    samples = []
+    for key in (HAPROXY, GPROXY):
+        row = idle_connections.measure(key, connections, origin_port, gproxy)
+        bad = sum(code != 200 for code in row["other_client_codes"])
+        samples.append(Sample(value=row["bytes_per_connection"], requests=idle_connections.SERVED_REQUESTS,
+                              non_2xx=bad, detail=row))
+    return samples[0], samples[1]
+
+
+LOAD_FIGURES: dict[str, Callable[..., Sample]] = {
+    "http_keepalive": wrk_figure("spec_keepalive", WRK_CONNECTIONS, lambda result: result.rate),
+    "http_close": wrk_figure("spec_close", WRK_CONNECTIONS, lambda result: result.rate),
+    "tcp": wrk_figure("tcp", WRK_CONNECTIONS, lambda result: result.rate),
+    "p99_1000": wrk_figure("spec_keepalive", HIGH_CONNECTIONS, _p99),
+    "bulk": bulk_sample,
+}
+
+
+def measure_figure(bench: Bench, figure: Figure) -> tuple[list[tuple[Sample, Sample]], str]:
+    """The (HAProxy, gproxy) samples of every round, and why the figure stopped early if it did."""
+    rounds: list[tuple[Sample, Sample]] = []
+    try:
+        if figure.key == "bulk":
+            # Straight from an origin first: the page cache holds the file before
+            # the first proxied transfer, which would otherwise pay for it alone.
+            probes.download("127.0.0.1", bench.origins[0], BULK_PATH)
+            direct = probes.download("127.0.0.1", bench.origins[0], BULK_PATH)  # the ceiling, cache warm
+            bench.direct["bulk_mib_per_second"] = round(direct.mib_per_second, 1)
+        for _ in range(bench.options.rounds):
+            if figure.key == "added_latency":
+                rounds.append(latency_round(bench))
+            else:
+                measure = LOAD_FIGURES[figure.key]
+                haproxy = measure(bench, bench.running[HAPROXY])
+                gproxy = measure(bench, bench.running[GPROXY])
+                rounds.append((haproxy, gproxy))
+    except (Unavailable, OSError, probes.ProbeError) as error:
+        return rounds, f"stopped: {error}"
+    return rounds, ""
+
+
+def _median_detail(samples: list[Sample], name: str) -> float | None:
+    values = [sample.detail[name] for sample in samples if name in sample.detail]
+    return median(values) if values else None
+
+
+def context(key: str, rounds: list[tuple[Sample, Sample]], direct: dict[str, float]) -> list[str]:
+    """What helps read a figure: CPU use under wrk, the direct-to-origin ceilings, the idle counts."""
+    haproxy = [pair[0] for pair in rounds]
+    gproxy = [pair[1] for pair in rounds]
+    if not rounds:
+        return []
+    if key in ("http_keepalive", "http_close", "tcp", "p99_1000"):
+        cpu = [_median_detail(samples, "cpu_percent") for samples in (haproxy, gproxy)]
+        if None not in cpu:
+            return [f"CPU under load (median): HAProxy {cpu[0]:.0f}%, gproxy {cpu[1]:.0f}% of one core"]
+    if key == "bulk" and "bulk_mib_per_second" in direct:
+        return [f"direct from one origin: {direct['bulk_mib_per_second']:,.0f} MiB/s"]
+    if key == "added_latency":
+        direct_median = _median_detail(haproxy, "direct_median_ms")
+        direct_p99 = _median_detail(haproxy, "direct_p99_ms")
+        if direct_median is not None and direct_p99 is not None:
+            return [f"direct to the origin: median {direct_median:.3f} ms, p99 {direct_p99:.3f} ms; "
+                    f"proxied medians HAProxy {_median_detail(haproxy, 'median_ms'):.3f} ms, "
+                    f"gproxy {_median_detail(gproxy, 'median_ms'):.3f} ms"]
+    if key == "idle_memory":
+        lines = []
+        for label, samples in (("HAProxy", haproxy), ("gproxy", gproxy)):
+            last = samples[-1].detail
+            lines.append(f"{label}: {last['connections']:,} connections, RSS {last['rss_before_kib'] / 1024:.1f}"
+                         f" -> {last['rss_during_kib'] / 1024:.1f} MiB, opened in {last['seconds_to_open']} s, "
+                         f"another client {last['other_client_codes']} in <= {last['other_client_max_latency_ms']}"
+                         f" ms (last round)")
+        return lines
+    return []
+
+
+def start_origins(children: Children, workdir: Path, bulk_file: Path) -> tuple[int, ...]:
     binary = shutil.which("nginx")
     if binary is None:
         raise SystemExit("bench: nginx is not installed (apt-get install nginx-light)")
@@ -190,7 +351,7 @@ def start_origins(children: Children, workdir: Path) -> tuple[int, ...]:
         port = free_port()
         tag = f"nginx-n{index}"
         conf = workdir / f"{tag}.conf"
-        conf.write_text(nginx_conf(port, workdir, tag))
+        conf.write_text(nginx_conf(port, workdir, tag, bulk_file))
         log = workdir / f"{tag}.out"
         process = children.start(
             [binary, "-p", str(workdir), "-e", str(workdir / f"{tag}-error.log"), "-c", str(conf),
@@ -203,88 +364,93 @@ def start_origins(children: Children, workdir: Path) -> tuple[int, ...]:
     return tuple(ports)
 
 
-# --------------------------------------------------------------------------- report
+# --------------------------------------------------------------------------- the machine
 
 
-def _version(argv: list[str]) -> str:
+def _output(argv: list[str]) -> str:
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    lines = (result.stdout + result.stderr).strip().splitlines()
-    return lines[0].strip() if lines else "unknown"
+        return ""
+    return (result.stdout + result.stderr).strip()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _interpreter_of(executable: Path) -> str:
+    """The Python that runs a console script (its #! line), else this one."""
+    try:
+        first = executable.read_bytes()[:200].split(b"\n", 1)[0]
+    except OSError:
+        return sys.executable
+    return first[2:].decode().strip() if first.startswith(b"#!") else sys.executable
 
 
 def machine_facts(options: argparse.Namespace) -> dict[str, Any]:
+    interpreter = _interpreter_of(Path(options.gproxy))
+    versions = _output([interpreter, "-c", "import platform, gevent; print(platform.python_version(), "
+                        "gevent.__version__)"]).split()
     return {
+        "cpu_model": _cpu_model(),
         "cpus": os.cpu_count(),
         "pinned": False,
         "kernel": platform.release(),
-        "python": platform.python_version(),
-        "haproxy": _version(["haproxy", "-v"]),
-        "nginx": _version(["nginx", "-v"]),
-        "wrk": _version(["wrk", "--version"]),
+        "os": _output(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]) or platform.platform(),
+        "python": versions[0] if len(versions) == 2 else platform.python_version(),
+        "gevent": versions[1] if len(versions) == 2 else "unknown",
+        "haproxy": short_version(_output(["haproxy", "-v"]), r"HAProxy version (\S+)", "HAProxy"),
+        "nginx": short_version(_output(["nginx", "-v"]), r"nginx/(\S+)", "nginx"),
+        "wrk": short_version(_output(["wrk", "--version"]), r"wrk (?:debian/)?(\d[\w.]*)", "wrk"),
         "haproxy_nbthread": options.haproxy_threads,
-        "origins": f"{ORIGINS} nginx, worker_processes 1, return 200 \"ok\\n\"",
+        "gproxy_workers": 1,
+        "load_average_at_start": [round(value, 2) for value in os.getloadavg()],
     }
 
 
-ERROR_SHARE_FLAGGED = 0.01  # a figure with more failed requests than this is marked "!"
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout.strip()
 
 
-def _rate(figures: dict[str, Any] | None) -> str:
-    if not figures or "rate" not in figures:
-        return "-"
-    flag = " !" if figures["errors"] > ERROR_SHARE_FLAGGED * max(figures["requests"], 1) else ""
-    return f"{figures['rate']:,.0f}{flag}"
+def working_tree_source() -> str:
+    """Which gproxy code the default executable runs: the repository's working tree (an editable install)."""
+    try:
+        commit = _git("rev-parse", "--short", "HEAD")
+        dirty = _git("status", "--porcelain", "--", *GPROXY_PACKAGES)
+    except (OSError, subprocess.CalledProcessError):
+        return "the working tree (not a git checkout)"
+    return f"the working tree at {commit}" + (" + uncommitted changes" if dirty else "")
 
 
-def _latency(figures: dict[str, Any] | None) -> str:
-    if not figures or "latency_ms" not in figures:
-        return "-"
-    latency = figures["latency_ms"]
-    return f"{latency.get('50', float('nan')):.2f} / {latency.get('99', float('nan')):.2f}"
+def export_gproxy(ref: str, dest: Path) -> tuple[str, str]:
+    """gproxy's packages as committed at `ref`, copied under `dest`, and a launcher that runs them.
 
-
-def _rss(figures: dict[str, Any] | None) -> str:
-    return f"{figures['peak_rss_kib'] / 1024:.1f} MiB" if figures and "peak_rss_kib" in figures else "-"
-
-
-def _cpu(figures: dict[str, Any] | None) -> str:
-    return f"{figures['cpu_percent']:.0f}%" if figures and "cpu_percent" in figures else "-"
-
-
-def render_table(rows: list[dict[str, Any]]) -> str:
-    headings = ["scenario", "HAProxy req/s", "gproxy req/s", "gproxy/HAProxy", "HAProxy p50/p99 ms",
-                "gproxy p50/p99 ms", "HAProxy RSS", "gproxy RSS", "HAProxy CPU", "gproxy CPU"]
-    lines = []
-    for row in rows:
-        haproxy, gproxy = row["results"].get("haproxy"), row["results"].get("gproxy")
-        ratio = f"{row['ratio']:.2f}" if row.get("ratio") is not None else "-"
-        lines.append([row["scenario"], _rate(haproxy), _rate(gproxy) if gproxy and "rate" in gproxy else "pending",
-                      ratio, _latency(haproxy), _latency(gproxy), _rss(haproxy), _rss(gproxy),
-                      _cpu(haproxy), _cpu(gproxy)])
-    widths = [max(len(str(cell)) for cell in column) for column in zip(headings, *lines)]
-    out = ["  ".join(heading.ljust(width) for heading, width in zip(headings, widths))]
-    out.append("  ".join("-" * width for width in widths))
-    for line in lines:
-        out.append("  ".join([line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]))
-    return "\n".join(out)
-
-
-def notes(rows: list[dict[str, Any]]) -> list[str]:
-    found = []
-    for row in rows:
-        for key, figures in row["results"].items():
-            if "unavailable" in figures:
-                found.append(f"{key} {row['scenario']}: unavailable: {figures['unavailable']}")
-            elif figures.get("errors"):
-                details = ", ".join(f"{kind} {count}" for kind, count in figures["socket_errors"].items() if count)
-                if figures.get("non_2xx"):
-                    details += (", " if details else "") + f"non-2xx {figures['non_2xx']}"
-                found.append(f"{key} {row['scenario']}: {figures['errors']} errors of {figures['requests']} "
-                             f"requests ({details})")
-    return found
+    Other helpers edit the working tree while the bench runs; this measures a
+    commit. The launcher puts `dest` first on PYTHONPATH, so workers and
+    re-executed masters load the same code. Returns (launcher, description).
+    """
+    commit = _git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    packages, launcher = dest / "lib", dest / "gproxy"
+    packages.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, *GPROXY_PACKAGES],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(packages)], input=archive, check=True)
+    launcher.write_text(f"""#!{VENV_PYTHON}
+import os, sys
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, ({str(packages)!r}, os.environ.get("PYTHONPATH"))))
+sys.path.insert(0, {str(packages)!r})
+from gproxy.cli import main
+sys.exit(main())
+""")
+    launcher.chmod(0o755)
+    return str(launcher), f"commit {commit[:9]} ({ref})"
 
 
 # --------------------------------------------------------------------------- main
@@ -292,40 +458,34 @@ def notes(rows: list[dict[str, Any]]) -> list[str]:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench/run.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=DEFAULT_DURATION_SECONDS, metavar="SECONDS",
-                        help=f"length of each measured load (default {DEFAULT_DURATION_SECONDS})")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help=f"rounds per figure, HAProxy then gproxy in each (default {DEFAULT_ROUNDS})")
+    parser.add_argument("--duration", type=int, default=None, metavar="SECONDS",
+                        help=f"length of each wrk load (default {DEFAULT_DURATION_SECONDS})")
     parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_DURATION_SECONDS}s loads (overrides --duration)")
-    parser.add_argument("--connections", type=int, default=WRK_CONNECTIONS,
-                        help=f"wrk connections (default {WRK_CONNECTIONS})")
-    parser.add_argument("--scenario", action="append", choices=[s.name for s in SCENARIOS],
-                        help="run only this scenario (repeatable)")
-    parser.add_argument("--only", choices=[p.key for p in PROXIES], help="measure only this proxy")
+                        help=f"{QUICK_ROUNDS} rounds of {QUICK_DURATION_SECONDS}s loads unless stated")
+    parser.add_argument("--figure", action="append", choices=[figure.key for figure in FIGURES],
+                        help="measure only this figure (repeatable)")
+    parser.add_argument("--idle-connections", type=int, default=IDLE_CONNECTIONS,
+                        help=f"idle connections of the memory figure (default {IDLE_CONNECTIONS})")
+    parser.add_argument("--latency-requests", type=int, default=LATENCY_REQUESTS,
+                        help=f"sequential requests of the added-latency figure (default {LATENCY_REQUESTS})")
     parser.add_argument("--gproxy", default=str(REPO / ".venv" / "bin" / "gproxy"),
                         help="the gproxy executable (default: the project's virtualenv)")
+    parser.add_argument("--gproxy-ref", metavar="REF",
+                        help="measure gproxy as committed at this git ref (e.g. main), not the working tree")
     parser.add_argument("--haproxy-threads", type=int, default=HAPROXY_NBTHREAD,
                         help=f"HAProxy's nbthread (default {HAPROXY_NBTHREAD})")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON figures")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     options = parser.parse_args(argv)
-    if options.quick:
-        options.duration = QUICK_DURATION_SECONDS
-    if options.duration < 1:
-        parser.error("--duration must be at least 1 second")
-    options.warmup = WARMUP_SECONDS
+    if options.rounds is None:
+        options.rounds = QUICK_ROUNDS if options.quick else DEFAULT_ROUNDS
+    if options.duration is None:
+        options.duration = QUICK_DURATION_SECONDS if options.quick else DEFAULT_DURATION_SECONDS
+    if options.duration < 1 or options.rounds < 1:
+        parser.error("--duration and --rounds must be at least 1")
     return options
-
-
-def raise_fd_limit(wanted: int = FD_LIMIT_WANTED) -> int:
-    """Raise this process's (hence the children's) descriptor limit towards `wanted`; return the soft limit."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    for new_hard in (max(hard, wanted), hard):
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, new_hard), new_hard))
-            break
-        except (ValueError, OSError):
-            continue
-    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
@@ -333,51 +493,100 @@ def _stop_on_signal(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def run_figures(options: argparse.Namespace, workdir: Path, figures: list[Figure]) -> list[Outcome]:
+    outcomes: dict[str, Outcome] = {}
+    samples: dict[str, list[tuple[Sample, Sample]]] = {}
+    contexts: dict[str, list[str]] = {}
+    load = [figure for figure in figures if figure.key != "idle_memory"]
+    workdir.chmod(0o711)  # nginx's workers (nobody, when the bench runs as root) open the bulk file
+    bulk_file = workdir / "bulk.bin"
+    with open(bulk_file, "wb") as handle:
+        handle.truncate(BULK_BYTES)  # sparse: no disk written, nginx reads zeros from the page cache
+    # The syslog target of both proxies: a bound UDP socket nobody reads, so
+    # sending a log line costs what it costs and the kernel drops it when full.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink, Children() as children:
+        sink.bind(("127.0.0.1", 0))
+        if load:
+            origins = start_origins(children, workdir, bulk_file)
+            running: dict[str, Running] = {}
+            failure = ""
+            for proxy in PROXIES:
+                try:
+                    running[proxy.key] = start_proxy(children, proxy, origins, sink.getsockname()[1],
+                                                     workdir, options)
+                except Unavailable as reason:
+                    failure = f"{proxy.label} unavailable: {reason}"
+                    print(f"bench: {failure}", flush=True)
+            bench = Bench(children, running, origins, options, {})
+            for figure in load:
+                print(f"bench: {figure.key} ({options.rounds} rounds)...", flush=True)
+                rounds, stopped = measure_figure(bench, figure) if not failure else ([], failure)
+                samples[figure.key] = rounds
+                outcomes[figure.key] = judge(figure, rounds, stopped)
+                contexts[figure.key] = context(figure.key, rounds, bench.direct)
+                print(f"bench:   {_brief(outcomes[figure.key])}", flush=True)
+            for item in running.values():
+                children.stop(item.process)
+    if any(figure.key == "idle_memory" for figure in figures):
+        figure = FIGURES_BY_KEY["idle_memory"]
+        print(f"bench: idle_memory ({options.rounds} rounds of {options.idle_connections} connections)...",
+              flush=True)
+        server = idle_connections.OriginServer(("127.0.0.1", 0), idle_connections.Origin)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        rounds, stopped = [], ""
+        try:
+            for _ in range(options.rounds):
+                rounds.append(idle_round(options.idle_connections, server.server_address[1], [options.gproxy]))
+        except (RuntimeError, OSError) as error:
+            stopped = f"stopped: {error}"
+        finally:
+            server.shutdown()
+            server.server_close()
+        samples[figure.key] = rounds
+        outcomes[figure.key] = judge(figure, rounds, stopped)
+        contexts[figure.key] = context(figure.key, rounds, {})
+        print(f"bench:   {_brief(outcomes[figure.key])}", flush=True)
+    options.samples = samples
+    options.contexts = contexts
+    return [outcomes[figure.key] for figure in figures if figure.key in outcomes]
+
+
+def _brief(outcome: Outcome) -> str:
+    ratio = f"{outcome.ratio:.2f}" if outcome.ratio is not None else "-"
+    return f"gproxy {outcome.gproxy_cell}, HAProxy {outcome.haproxy_cell}, ratio {ratio}: {outcome.verdict}"
+
+
 def main(argv: list[str] | None = None) -> int:
     options = _parse_args(argv)
-    if shutil.which("wrk") is None:
-        print("bench: wrk is not installed (apt-get install wrk)", file=sys.stderr)
-        return 1
+    command = "bench/run.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    for tool in ("wrk", "nginx", "haproxy"):
+        if shutil.which(tool) is None:
+            print(f"bench: {tool} is not installed (make deps)", file=sys.stderr)
+            return 1
     signal.signal(signal.SIGTERM, _stop_on_signal)
     signal.signal(signal.SIGHUP, _stop_on_signal)
     signal.signal(signal.SIGINT, _stop_on_signal)  # even when started with SIGINT ignored (background jobs)
-    scenarios = [s for s in SCENARIOS if not options.scenario or s.name in options.scenario]
-    proxies = [p for p in PROXIES if not options.only or p.key == options.only]
+    figures = [figure for figure in FIGURES if not options.figure or figure.key in options.figure]
     workdir = Path(tempfile.mkdtemp(prefix="gproxy-bench-"))
-    machine = machine_facts(options)
-    machine["fd_limit"] = raise_fd_limit()
-    options.maxconn = machine["maxconn"] = maxconn_for(machine["fd_limit"])
-    print(f"bench: {machine['cpus']} CPUs, nothing pinned (wrk, the proxy and {ORIGINS} nginx workers share them); "
-          f"{options.duration}s per load, wrk -t{WRK_THREADS} -c{options.connections}; "
-          f"HAProxy nbthread {options.haproxy_threads}; maxconn {options.maxconn}", flush=True)
-    rows: list[dict[str, Any]] = []
-    unavailable: dict[str, str] = {}
-    started = time.time()
+    started = time.monotonic()
     try:
-        with Children() as children:
-            origins = start_origins(children, workdir)
-            direct = run_wrk(children, f"http://127.0.0.1:{origins[0]}/", options.duration, (), options.connections)
-            print(f"bench: one nginx origin, direct: {direct.rate:,.0f} req/s (the ceiling through any proxy)",
-                  flush=True)
-            for scenario in scenarios:
-                row: dict[str, Any] = {"scenario": scenario.name, "description": scenario.description,
-                                       "headers": list(scenario.headers), "results": {}, "ratio": None}
-                for proxy in proxies:
-                    if proxy.key in unavailable:  # do not retry a proxy that cannot start
-                        row["results"][proxy.key] = {"unavailable": unavailable[proxy.key]}
-                        continue
-                    print(f"bench: {scenario.name} through {proxy.label}...", flush=True)
-                    try:
-                        figures = measure_proxy(children, proxy, scenario, origins, workdir, options)
-                    except Unavailable as reason:
-                        unavailable[proxy.key] = str(reason)
-                        figures = {"unavailable": str(reason)}
-                        print(f"bench: {proxy.label} unavailable: {reason}", flush=True)
-                    row["results"][proxy.key] = figures
-                haproxy, gproxy = row["results"].get("haproxy", {}), row["results"].get("gproxy", {})
-                if haproxy.get("rate") and gproxy.get("rate"):
-                    row["ratio"] = round(gproxy["rate"] / haproxy["rate"], 3)
-                rows.append(row)
+        if options.gproxy_ref:
+            try:
+                options.gproxy, source = export_gproxy(options.gproxy_ref, workdir / "gproxy-src")
+            except (OSError, subprocess.CalledProcessError) as error:
+                print(f"bench: cannot export gproxy at {options.gproxy_ref}: {error}", file=sys.stderr)
+                return 1
+        else:
+            source = working_tree_source()
+        machine = machine_facts(options)
+        machine["gproxy_source"] = source
+        machine["fd_limit"] = raise_fd_limit()
+        options.maxconn = machine["maxconn"] = maxconn_for(machine["fd_limit"])
+        print(f"bench: {render_machine(machine)}", flush=True)
+        print(f"bench: gproxy from {source}; {options.rounds} rounds (HAProxy then gproxy), "
+              f"{options.duration}s per wrk load, wrk -t{WRK_THREADS}; descriptor limit {machine['fd_limit']}, "
+              f"maxconn {options.maxconn}", flush=True)
+        outcomes = run_figures(options, workdir, figures)
     except KeyboardInterrupt:
         print("bench: interrupted; every child was stopped", file=sys.stderr)
         return 130
@@ -386,24 +595,38 @@ def main(argv: list[str] | None = None) -> int:
             print(f"bench: configurations and logs kept in {workdir}", file=sys.stderr)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-    table = render_table(rows)
+    elapsed = time.monotonic() - started
     print()
-    print(table)
-    for note in notes(rows):
-        print(f"  note: {note}")
-    if "!" in table:
-        print(f"  (!: more than {ERROR_SHARE_FLAGGED:.0%} of the requests failed: the rate is not comparable)")
+    print(render_table(outcomes))
+    print()
+    for line in render_notes(outcomes):
+        print(f"  {line}")
+    for outcome in outcomes:
+        for line in options.contexts.get(outcome.figure.key, []):
+            print(f"  {outcome.figure.key}: {line}")
+    print(f"\nbench: {render_machine(machine)}")
+    print(f"bench: gproxy from {source}")
+    print(f"bench: `{command.strip()}`, {elapsed:.0f} s, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     report = {
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "seconds": round(elapsed, 1),
+        "command": command.strip(),
         "machine": machine,
-        "settings": {"duration_seconds": options.duration, "warmup_seconds": options.warmup,
-                     "wrk_threads": WRK_THREADS, "wrk_connections": options.connections},
-        "direct_origin": direct.to_json(),
-        "scenarios": rows,
+        "settings": {"rounds": options.rounds, "duration_seconds": options.duration, "wrk_threads": WRK_THREADS,
+                     "wrk_timeout": WRK_TIMEOUT, "idle_connections": options.idle_connections,
+                     "latency_requests": options.latency_requests},
+        "figures": [{
+            "key": outcome.figure.key, "label": outcome.figure.label, "target": outcome.figure.target,
+            "gproxy": outcome.gproxy, "haproxy": outcome.haproxy, "ratio": outcome.ratio,
+            "ratios": list(outcome.ratios), "verdict": outcome.verdict, "notes": list(outcome.notes),
+            "context": options.contexts.get(outcome.figure.key, []),
+            "rounds": [{HAPROXY: asdict(pair[0]), GPROXY: asdict(pair[1])}
+                       for pair in options.samples.get(outcome.figure.key, [])],
+        } for outcome in outcomes],
     }
     options.output.parent.mkdir(parents=True, exist_ok=True)
-    options.output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nbench: figures written to {options.output}")
+    options.output.write_text(json.dumps(report, indent=1) + "\n")
+    print(f"bench: figures written to {options.output}")
     return 0
 
 

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from children import Children, StartupError, cpu_seconds, free_port, peak_rss_kib, process_tree, wait_listening
-from configs import MAXCONN, TIMEOUT_CLIENT, TIMEOUT_CONNECT, TIMEOUT_SERVER
-from run import (
+from plain_configs import MAXCONN, TIMEOUT_CLIENT, TIMEOUT_CONNECT, TIMEOUT_SERVER
+from loads import (
     DEFAULT_DURATION_SECONDS,
     QUICK_DURATION_SECONDS,
     REPO,

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from children import Children, StartupError, free_port, wait_listening
-from run import REPO, Unavailable, raise_fd_limit, run_wrk, start_origins
+from loads import REPO, Unavailable, raise_fd_limit, run_wrk, start_origins
 
 DEFAULT_DURATION_SECONDS = 5
 QUICK_DURATION_SECONDS = 2
