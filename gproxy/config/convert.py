@@ -955,8 +955,10 @@ def toml_to_haproxy(config: Config) -> str:
 
     What HAProxy cannot say is left out: per-target log tags when they differ
     (HAProxy has one `log-tag`), `tune.max_header_bytes`, the `stats` and
-    `prometheus` tables, and timeouts a side does not use (a frontend gets no
-    `timeout connect`), since `[defaults]` is already folded into each proxy."""
+    `prometheus` tables, `max_body_size` and `maxconn_per_client` (rules and
+    stick-tables in HAProxy: docs/reliability.md gives them), and timeouts a
+    side does not use (a frontend gets no `timeout connect`), since
+    `[defaults]` is already folded into each proxy."""
     out = ["# Written by gproxy from " + (config.source or "a gproxy configuration"), "global"]
     out += [INDENT + line for line in _global_lines(config)]
     for name in config.proxy_order:
