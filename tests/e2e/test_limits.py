@@ -32,7 +32,9 @@ def limited(start_backend, start_gproxy, syslog, tmp_path):
     config["defaults"]["timeout"]["client"] = "2s"
     proxy = start_gproxy(config, [port])
     wait_for(admin.exists, "the stats socket")
-    # The ports probe of start_gproxy opened (and closed) a connection: let it end.
+    # The port probe of start_gproxy opened (and closed) a connection from
+    # 127.0.0.1: it counts against maxconn_per_client until gproxy sees it end.
+    wait_for(lambda: frontend(admin)["scur"] == "0", "the probe connection to end")
     return {"port": port, "backend": backend, "admin": admin, "syslog": syslog, "proxy": proxy}
 
 
@@ -177,3 +179,23 @@ def test_the_connection_past_the_per_client_limit_is_closed_at_once(limited):
         assert time.monotonic() < deadline, "the address stayed refused after its connections ended"
         time.sleep(0.05)
     assert int(frontend(admin)["conn_tot"]) >= PER_CLIENT + 2
+
+
+def test_a_chunked_body_growing_past_the_limit_after_an_interim_answer_closes_the_client(limited):
+    """With `Expect: 100-continue` the server's 100 reached the client before
+    the body grew too large: a final 413 is not sent after response bytes, the
+    client connection is just closed; logged PD--, counted in dreq."""
+    port, admin = limited["port"], limited["admin"]
+    with connect(port) as sock:
+        sock.sendall(post_head(port, "Transfer-Encoding: chunked\r\nExpect: 100-continue\r\n"))
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            piece = sock.recv(65536)
+            assert piece, interim
+            interim += piece
+        assert interim.startswith(b"HTTP/1.1 100 ")
+        sock.sendall(chunk(b"a" * 600) + chunk(b"b" * 600))
+        rest = recv_all(sock)
+    assert interim.partition(b"\r\n\r\n")[2] + rest == b""  # closed, no final answer
+    limited["syslog"].wait_for(r'app app/b1 .* PD-- .*"POST /echo HTTP/1\.1"')
+    assert frontend(admin)["dreq"] == "1"
