@@ -366,9 +366,10 @@ class _Loader:
     def check_clones(self, resources: list[ResourceConfig], groups: list[GroupConfig],
                      constraints: list[Constraint]) -> None:
         """A group member is cloned with its group. Besides location, a clone
-        (or a member of a cloned group) may only be what another resource
-        follows: `with` of a colocation, `first` of an order (the policy's
-        clone_links.py); as the dependent side, it is refused, naming the key."""
+        (or a member of a cloned group) may be `with` of a colocation and
+        `first` of an order, and a whole clone `then` of an order after a
+        resource that does not itself follow that clone (the policy's
+        clone_links.py); anything else naming a clone is refused, naming the key."""
         cloned: set[str] = set()
         for index, res in enumerate(resources):
             if res.clone_max is None:
@@ -389,10 +390,36 @@ class _Loader:
                              f"with {other} is not supported (a clone is placed before everything else); "
                              "colocate the other resource with the clone instead")
             elif isinstance(constraint, OrderConstraint) and constraint.then in cloned:
-                other = "another clone" if constraint.first in cloned else "a resource"
-                self.problem(f"{path}.then", f"{show(constraint.then)} is a clone: ordering a clone after "
-                             f"{other} is not supported (its copies start before everything else); "
-                             "a clone may only be `first`")
+                self.check_order_before_clone(constraints, constraint, path, cloned, groups)
+
+    def check_order_before_clone(self, constraints: list[Constraint], order: OrderConstraint, path: str,
+                                 cloned: set[str], groups: list[GroupConfig]) -> None:
+        """`then` is a clone: `first` must be a resource or group that is not a
+        clone, `then` the whole clone, and `first` must not follow that clone
+        (it would wait for itself)."""
+        then, first = order.then, order.first
+        clone_group = next((g for g in groups if then in g.resources and g.clone_max is not None), None)
+        if first in cloned:
+            self.problem(f"{path}.then", f"{show(then)} is a clone: ordering a clone after another clone is "
+                         "not supported (copies are ordered with their own group only)")
+        elif clone_group is not None:
+            self.problem(f"{path}.then", f"{show(then)} is a member of the cloned group {show(clone_group.id)}: "
+                         f"order the whole clone ({show(clone_group.id)}) after {show(first)}")
+        else:
+            # first's whole group: its members start in order, so one that
+            # follows the clone makes the others wait for it too
+            group = next((g for g in groups if g.id == first or first in g.resources), None)
+            own = {first} if group is None else {group.id, *group.resources}
+            clone = {then, *(m for g in groups if g.id == then for m in g.resources)}
+            for index, other in enumerate(constraints):
+                follows = ((isinstance(other, ColocationConstraint) and other.resource in own
+                            and other.with_resource in clone)
+                           or (isinstance(other, OrderConstraint) and other.then in own and other.first in clone))
+                if follows:
+                    self.problem(f"{path}.then", f"{show(then)} cannot be ordered after {show(first)}: "
+                                 f"{show(first)} already follows {show(then)} (constraint[{index}]), "
+                                 "so each would wait for the other")
+                    return
 
     # --- [[constraint]] ----------------------------------------------------------------
 

@@ -232,8 +232,8 @@ GROUP = Section("group", "[[group]]", "every [[group]]", (
     Setting("resources", ListOf(RESOURCE_ID, "resource id"), "Its resources, in start order; "
             "a resource belongs to at most one group.", required=True, pacemaker="group primitives"),
     Setting("clone_max", Int(0, MAX_NODES), "Clone the whole group: run it on this many nodes at once "
-            "(0: on every node). A clone may be named by a location, as `with` of a colocation and as `first` "
-            "of an order.", pacemaker="clone meta clone-max"),
+            "(0: on every node). A clone may be named by a location, as `with` of a colocation and in an "
+            "order (see kind = \"order\").", pacemaker="clone meta clone-max"),
     Setting("managed", Bool(), "`false`: every member is left alone, as with `managed = false` on each.", True,
             pacemaker="meta is-managed"),
 ))
@@ -271,7 +271,9 @@ ORDER = Section("order", 'kind = "order"', "an order constraint", (
     "Start `first` before `then` (and, if symmetrical, stop `then` before `first`). "
     "Order is not colocation: use both, or a group. `first` may be a clone: `then` starts only if a copy "
     "runs somewhere, after the copy on its own node (else after every copy being started), stops before "
-    "that copy stops, and restarts when it restarts; `then` may not be a clone."), (
+    "that copy stops, and restarts when it restarts. `then` may be a whole clone after a resource or group "
+    "that does not follow it: the clone runs only while `first` runs, its copies start after `first` and "
+    "restart when it (re)starts or moves."), (
     Setting("kind", _KIND, "The constraint's kind.", required=True),
     Setting("id", RESOURCE_ID, "Constraint id.", default_doc='`"order-FIRST-THEN"`', pacemaker="rsc_order id"),
     Setting("first", RESOURCE_ID, "The resource or group started first.", required=True,

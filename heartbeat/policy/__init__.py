@@ -23,8 +23,8 @@ The pipeline, one module per step (like Pacemaker's pcmk__schedule_actions):
 from __future__ import annotations
 
 from heartbeat.model import Cib, ClusterStatus, Transition
-from heartbeat.policy.actions import order_steps, plan_actions
-from heartbeat.policy.clone_links import implied_restarts, links, merge_steps
+from heartbeat.policy.actions import order_steps
+from heartbeat.policy.clone_links import blocked, links, merge_steps, plan_both
 from heartbeat.policy.clones import schedule_clones, split
 from heartbeat.policy.notes import Note, select
 from heartbeat.policy.placement import assign
@@ -48,7 +48,11 @@ def schedule(cib: Cib, status: ClusterStatus, now: float) -> Transition:
     linked = links(cib.config, cloned)
     scores = node_scores(view)
     assignment = assign(view, scores, linked)
-    plan = plan_actions(view, assignment.placement, implied_restarts(view, linked, cloned, assignment.placement))
+    stuck = blocked(view, linked, assignment.placement)
+    if stuck:  # clones ordered after something that does not run: placed again without them
+        linked = links(cib.config, schedule_clones(full, stuck))
+        assignment = assign(view, scores, linked)
+    plan, cloned = plan_both(view, full, linked, assignment.placement, stuck)
     steps = merge_steps(cib.config, order_steps(view, plan), cloned, linked)
     acted_on = frozenset(action.resource for step in steps for action in step)
     notes = (*_cluster_notes(full), *full.notes, *scores.notes, *assignment.notes, *plan.notes, *cloned.notes)

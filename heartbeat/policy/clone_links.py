@@ -22,6 +22,14 @@ Pacemaker's for a clone with `interleave = true` towards the dependent:
   default (which restarts the dependent for any copy), so that a proxy
   clone recovering on the backup node never bounces the VIP on the active one.
 - optional orders only order actions that are both in the transition.
+- order first = RESOURCE, then = CLONE (a cloned resource or group), the
+  reverse: Pacemaker's rule for a clone after a primitive. Mandatory: the
+  clone runs nowhere while RESOURCE does not run (all its members, for a
+  group); every copy starts after RESOURCE starts, and every running copy
+  restarts when RESOURCE starts, restarts or moves. Symmetrical: RESOURCE
+  stops after every copy being stopped. Clones being placed first, this
+  needs a second pass when RESOURCE cannot run (`blocked`), and the two
+  plans feed each other's restarts until nothing changes (`plan_both`).
 
 `merge_steps` orders the clone's actions and the rest's into one sequence:
 the single-node pipeline's steps stay as they are and in their order (so a
@@ -44,7 +52,8 @@ from heartbeat.model import (
     OrderConstraint,
     add_scores,
 )
-from heartbeat.policy.clones import ClonePlan, clone_units, cloned_ids
+from heartbeat.policy.actions import Plan, order_pairs, plan_actions
+from heartbeat.policy.clones import ClonePlan, clone_units, cloned_ids, schedule_clones
 from heartbeat.policy.notes import Note
 from heartbeat.policy.unpack import View
 
@@ -56,6 +65,7 @@ class CloneLinks:
     nodes: Mapping[str, tuple[str, ...]]  # clone, cloned group or member -> nodes of its copies
     colocations: tuple[ColocationConstraint, ...]  # a resource or group with a clone
     orders: tuple[OrderConstraint, ...]  # a clone first, a resource or group then
+    reverse: tuple[OrderConstraint, ...] = ()  # a resource or group first, a clone then
 
     def constrain(self, unit_id: str, members: tuple[str, ...],
                   level: Callable[[str], dict[str, int]]) -> list[Note]:
@@ -100,7 +110,59 @@ def links(config: ClusterConfig, plan: ClonePlan) -> CloneLinks:
                         and c.with_resource in clones and c.resource not in clones)
     orders = tuple(o for o in config.constraints if isinstance(o, OrderConstraint)
                    and o.first in clones and o.then not in clones)
-    return CloneLinks(nodes=nodes, colocations=colocations, orders=orders)
+    reverse = tuple(o for o in config.constraints if isinstance(o, OrderConstraint)
+                    and o.then in clones and o.first not in clones)
+    return CloneLinks(nodes=nodes, colocations=colocations, orders=orders, reverse=reverse)
+
+
+def blocked(view: View, clone_links: CloneLinks, placement: Mapping[str, str | None]) -> dict[str, str]:
+    """Clones (unit id -> note) that may run nowhere: a mandatory order puts
+    them after a resource or group that does not run."""
+    out: dict[str, str] = {}
+    for o in clone_links.reverse:
+        if o.kind != "mandatory":
+            continue
+        wanted = [m for m in _members(view.config, o.first)
+                  if (res := view.config.resource(m)) is not None and res.target_role == "started"]
+        if not wanted or any(placement.get(m) is None for m in wanted):
+            out.setdefault(o.then, f"{o.then}: cannot start: {o.first} is not running (order {o.id})")
+    return out
+
+
+def _reverse_restarts(full: View, clone_links: CloneLinks, plan: Plan) -> dict[str, str]:
+    """Clones (unit id -> note) whose running copies restart: the resource a
+    mandatory order puts before them starts, restarts or moves."""
+    out: dict[str, str] = {}
+    for o in clone_links.reverse:
+        if o.kind != "mandatory" or not any(full.active_on(m) for m in _members(full.config, o.then)):
+            continue
+        for rid in _members(full.config, o.first):
+            if rid not in plan.starts:
+                continue
+            stopped = plan.stops.get(rid, ())
+            verb = "restarts" if plan.starts[rid] in stopped else "moves" if stopped else "starts"
+            out.setdefault(o.then, f"{o.then}: restart on every node: {o.first} {verb} (order {o.id})")
+            break
+    return out
+
+
+def plan_both(view: View, full: View, clone_links: CloneLinks, placement: Mapping[str, str | None],
+              blocked_units: Mapping[str, str]) -> tuple[Plan, ClonePlan]:
+    """The single-node plan and the clones' plan, each with the restarts the
+    other implies, repeated until they agree (the restart sets only grow,
+    so this ends; cycles between a clone and a resource are refused by the
+    loader). `view` is the single-node pipeline's, `full` the whole cluster's."""
+    main_restarts: dict[str, tuple[str, str]] = {}
+    clone_restarts: dict[str, str] = {}
+    for _ in range(len(view.config.resources) + len(full.config.resources) + 2):
+        plan = plan_actions(view, placement, main_restarts)
+        cloned = schedule_clones(full, blocked_units, clone_restarts)
+        more_main = implied_restarts(view, clone_links, cloned, placement)
+        more_clone = _reverse_restarts(full, clone_links, plan)
+        if more_main == main_restarts and more_clone == clone_restarts:
+            break
+        main_restarts, clone_restarts = more_main, more_clone
+    return plan, cloned
 
 
 def _members(config: ClusterConfig, rid: str) -> tuple[str, ...]:
@@ -141,22 +203,33 @@ def merge_steps(config: ClusterConfig, main_steps: Steps, plan: ClonePlan, clone
     """One sequence of steps for the clones' actions and the rest's (see the module doc)."""
     stops, starts = _clone_actions(plan)
     preds = _clone_preds(config, stops, starts)
-    main_preds: list[set[Action]] = [set() for _ in main_steps]
-    main_of = {a: i for i, step in enumerate(main_steps) for a in step}
+    main = [a for step in main_steps for a in step]
+    for action in main:
+        preds[action] = set()
     for o in clone_links.orders:
         firsts = set(_members(config, o.first))
         thens = set(_members(config, o.then))
         copies = clone_links.nodes.get(o.first, ())
-        for action, index in main_of.items():
+        for action in main:
             if action.kind == "start" and action.resource in thens:
-                main_preds[index] |= {a for a in starts if a.resource in firsts
-                                      and (a.node == action.node or action.node not in copies)}
+                preds[action] |= {a for a in starts if a.resource in firsts
+                                  and (a.node == action.node or action.node not in copies)}
         if o.symmetrical:
             for a in stops:
                 if a.resource in firsts:
-                    preds[a] |= {m for m in main_of if m.kind == "stop" and m.resource in thens
+                    preds[a] |= {m for m in main if m.kind == "stop" and m.resource in thens
                                  and (m.node == a.node or not copies)}
-    return _emit(config, main_steps, main_preds, stops, starts, preds)
+    for o in clone_links.reverse:
+        firsts = set(_members(config, o.first))
+        thens = set(_members(config, o.then))
+        for a in starts:
+            if a.resource in thens:
+                preds[a] |= {m for m in main if m.kind == "start" and m.resource in firsts}
+        if o.symmetrical:
+            for action in main:
+                if action.kind == "stop" and action.resource in firsts:
+                    preds[action] |= {a for a in stops if a.resource in thens}
+    return _emit(config, main_steps, stops, starts, preds)
 
 
 def _clone_preds(config: ClusterConfig, stops: list[Action], starts: list[Action]) -> dict[Action, set[Action]]:
@@ -174,45 +247,53 @@ def _clone_preds(config: ClusterConfig, stops: list[Action], starts: list[Action
     return preds
 
 
-def _emit(config: ClusterConfig, main_steps: Steps, main_preds: list[set[Action]], stops: list[Action],
-          starts: list[Action], preds: dict[Action, set[Action]]) -> Steps:
+def _emit(config: ClusterConfig, main_steps: Steps, stops: list[Action], starts: list[Action],
+          preds: dict[Action, set[Action]]) -> Steps:
     """List scheduling, one step at a time, the first kind that has a ready action:
-    1. clone stops that wait for nothing outside the clone, or that a clone
-       start waits for (a restart), last member first;
-    2. clone starts that a step of the single-node plan waits for;
-    3. the next step of the single-node plan;
+    1. clone stops that wait for nothing outside the clone, that a clone
+       start waits for (a restart), or that the single-node plan waits for;
+       last member first;
+    2. clone starts that the single-node plan waits for;
+    3. the ready actions of the single-node plan's next step (all of it,
+       unless some of its actions wait for a clone action not done yet:
+       actions of one step are unordered, so the step may be split);
     4. the other clone stops: those that only had to wait for a dependent to
        stop (so that, say, a VIP starts on its new node before the proxy
        stops on the old one);
     5. the other clone starts, first member first.
-    A clone step holds one member's ready actions on every node."""
+    A clone step holds one member's ready actions on every node. The plan's
+    steps keep their order (an action waits for every earlier step) unless
+    that blocks everything: see `_unblock`."""
     order = {r.id: i for i, r in enumerate(config.resources)}
     main_actions = {a for step in main_steps for a in step}
+    needed = _plan_preds(config, main_actions)
     restarting = set().union(*(preds[a] for a in starts)) if starts else set()
     early = {a for a in stops if a in restarting or not preds[a] & main_actions}
     done: set[Action] = set()
     steps: list[tuple[Action, ...]] = []
     pending_stops, pending_starts = list(stops), list(starts)
-    following = 0  # index of the next step of the single-node plan
+    pending_main = [list(step) for step in main_steps]
 
     def take(candidates: list[Action], pick: Callable[..., Action]) -> tuple[Action, ...]:
         member = pick(candidates, key=lambda a: order.get(a.resource, len(order))).resource
         return tuple(a for a in candidates if a.resource == member)
 
-    while pending_stops or pending_starts or following < len(main_steps):
+    while pending_stops or pending_starts or pending_main:
         ready_stops = [a for a in pending_stops if preds[a] <= done]
         ready_starts = [a for a in pending_starts if preds[a] <= done]
-        awaited = set().union(*main_preds[following:]) if following < len(main_steps) else set()
+        head = pending_main[0] if pending_main else []
+        ready_main = [a for a in head if preds[a] <= done]
+        awaited = set().union(*(preds[a] for step in pending_main for a in step))
         wanted = [a for a in ready_starts if a in awaited]
-        early_stops = [a for a in ready_stops if a in early]
+        early_stops = [a for a in ready_stops if a in early or a in awaited]
         if early_stops:
             step = take(early_stops, max)
         elif wanted:
             step = tuple(a for a in ready_starts if a.resource == take(wanted, min)[0].resource)
-        elif following < len(main_steps) and (main_preds[following] <= done or not (ready_stops or ready_starts)):
-            # (a cycle of orders can only block a main step: it is broken there)
-            step = main_steps[following]
-            following += 1
+        elif ready_main:
+            step = tuple(ready_main)
+        elif head and not (ready_stops or ready_starts):
+            step = _unblock(pending_main, preds, needed, done)
         elif ready_stops:
             step = take(ready_stops, max)
         else:
@@ -221,4 +302,35 @@ def _emit(config: ClusterConfig, main_steps: Steps, main_preds: list[set[Action]
         done.update(step)
         pending_stops = [a for a in pending_stops if a not in done]
         pending_starts = [a for a in pending_starts if a not in done]
+        pending_main = [rest for rest in ([a for a in s if a not in done] for s in pending_main) if rest]
     return tuple(steps)
+
+
+def _plan_preds(config: ClusterConfig, actions: set[Action]) -> dict[Action, set[Action]]:
+    """What each action of the single-node plan really waits for, by the
+    rules order_steps lays its steps out with: every stop before every
+    start, stops in reverse order (symmetrical orders, groups), starts in order."""
+    pairs = order_pairs(config)
+    out: dict[Action, set[Action]] = {}
+    for a in actions:
+        if a.kind == "start":
+            firsts = {p.first for p in pairs if p.then == a.resource}
+            out[a] = {b for b in actions if b.kind == "stop" or (b.kind == "start" and b.resource in firsts)}
+        else:
+            thens = {p.then for p in pairs if p.first == a.resource and p.symmetrical}
+            out[a] = {b for b in actions if b.kind == "stop" and b.resource in thens}
+    return out
+
+
+def _unblock(pending_main: list[list[Action]], preds: dict[Action, set[Action]],
+             needed: dict[Action, set[Action]], done: set[Action]) -> tuple[Action, ...]:
+    """Nothing is ready: the next step waits for a clone action that waits
+    for a later step (order_steps laid out actions that do not depend on each
+    other one after the other). Take from the first later step the actions
+    whose real predecessors are done; with none, a true cycle of orders: it
+    is broken at the next step."""
+    for step in pending_main:
+        free = tuple(a for a in step if preds[a] <= done and needed[a] <= done)
+        if free:
+            return free
+    return tuple(pending_main[0])

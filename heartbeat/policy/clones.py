@@ -17,6 +17,7 @@ a clone and an order from a clone to a resource are clone_links.py's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 from heartbeat.model import INFINITY, Action, Cib, ClusterConfig, ClusterStatus, LocationConstraint, add_scores
@@ -81,7 +82,14 @@ def _banned(view: View, rid: str, node: str) -> bool:
     return False
 
 
-def schedule_clones(view: View) -> ClonePlan:
+def schedule_clones(view: View, blocked: Mapping[str, str] | None = None,
+                    restart: Mapping[str, str] | None = None) -> ClonePlan:
+    """`blocked`: clone unit -> note, units that may run nowhere (a mandatory
+    order after a resource that does not run); `restart`: unit -> note,
+    units whose running copies all restart (that resource (re)starts).
+    Both come from clone_links.py."""
+    blocked = blocked or {}
+    restart = restart or {}
     config = view.config
     placed: list[tuple[str, tuple[str, ...]]] = []
     stops: dict[str, list[str]] = {}
@@ -92,8 +100,12 @@ def schedule_clones(view: View) -> ClonePlan:
         for c in config.constraints:
             if isinstance(c, LocationConstraint) and (c.resource == unit or c.resource in members) and c.node in score:
                 score[c.node] = add_scores(score[c.node], c.score)
-        candidates = [n for n in view.nodes if n in view.eligible and score[n] > -INFINITY
+        candidates = [n for n in view.nodes if n in view.eligible and score[n] > -INFINITY and unit not in blocked
                       and not any(_banned(view, m, n) for m in members) and _startable(view, members)]
+        if unit in blocked:
+            notes.append(Note(blocked[unit], members))
+        elif unit in restart:
+            notes.append(Note(restart[unit], members))
         running = {n: all(n in view.active_on(m) for m in members if m not in view.unmanaged) for n in view.nodes}
         candidates.sort(key=lambda n: (-score[n], not running[n], view.node_index(n)))
         targets = tuple(sorted(candidates[:count], key=view.node_index))
@@ -102,7 +114,7 @@ def schedule_clones(view: View) -> ClonePlan:
         for m in members:
             placed.append((m, targets))
         for node in view.nodes:
-            restart = False
+            restarting = unit in restart
             for m in members:
                 if m in view.unmanaged:
                     continue
@@ -111,14 +123,14 @@ def schedule_clones(view: View) -> ClonePlan:
                     if active:
                         stops.setdefault(m, []).append(node)
                     continue
-                if restart or (m, node) in view.recover:
+                if restarting or (m, node) in view.recover:
                     if active:
                         stops.setdefault(m, []).append(node)
                     starts.setdefault(m, []).append(node)
-                    restart = True
+                    restarting = True
                 elif not active:
                     starts.setdefault(m, []).append(node)
-                    restart = True  # the members after it start after it
+                    restarting = True  # the members after it start after it
     order = {r.id: i for i, r in enumerate(config.resources)}
     by_member = sorted({m for m in stops} | {m for m in starts}, key=order.__getitem__)
     stop_steps = tuple(tuple(Action("stop", m, n) for n in stops[m]) for m in reversed(by_member) if m in stops)

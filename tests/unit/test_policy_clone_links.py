@@ -160,6 +160,59 @@ def test_unrelated_clone_actions_keep_their_old_places():
     assert steps(t) == [["stop gproxy on n1"], ["start gproxy on n2"]]
 
 
+# ---- the reverse: a clone ordered after a resource --------------------------------
+
+REVERSE = (OrderConstraint("rev", "vip", "gproxy"), LocationConstraint("pref", "vip", "n1", 100))
+
+
+def test_clone_after_a_resource_starts_after_it():
+    t = schedule(Cib(cluster(2, REVERSE)), status(), NOW)
+    assert steps(t) == [["start vip on n1"], ["start gproxy on n1", "start gproxy on n2"]]
+    assert not t.reasons  # nothing was running: no restart to explain
+
+
+def test_clone_after_a_resource_that_cannot_run_runs_nowhere_and_stops_first():
+    config = cluster(2, REVERSE + (LocationConstraint("ban1", "vip", "n1", MINUS_INFINITY),
+                                   LocationConstraint("ban2", "vip", "n2", MINUS_INFINITY)))
+    t = schedule(Cib(config), status(n1=["vip", "gproxy"], n2=["gproxy"]), NOW)
+    assert dict(t.clones)["gproxy"] == ()
+    assert steps(t) == [["stop gproxy on n1", "stop gproxy on n2"], ["stop vip on n1"]]
+    assert "gproxy: cannot start: vip is not running (order rev)" in t.reasons
+
+
+def test_clone_restarts_everywhere_when_the_resource_moves():
+    t = schedule(Cib(cluster(2, REVERSE)), status(n1=["gproxy"], n2=["vip", "gproxy"]), NOW)
+    assert steps(t) == [["stop gproxy on n1", "stop gproxy on n2"], ["stop vip on n2"], ["start vip on n1"],
+                        ["start gproxy on n1", "start gproxy on n2"]]
+    assert "gproxy: restart on every node: vip moves (order rev)" in t.reasons
+
+
+def test_a_copy_failing_leaves_the_resource_alone_in_the_reverse_order():
+    t = schedule(Cib(cluster(2, REVERSE)), status(failed=[("gproxy", "n2")], n1=["vip", "gproxy"]), NOW)
+    assert steps(t) == [["stop gproxy on n2"], ["start gproxy on n2"]]
+
+
+def test_both_directions_chain_a_resource_a_clone_and_a_dependent():
+    """fs -> clone -> vip: vip starts after the copy on its node, which starts after fs."""
+    nodes = tuple(NodeConfig(f"n{i}", (f"10.0.0.{i}",), i) for i in (1, 2))
+    config = ClusterConfig(
+        name="c", nodes=nodes,
+        resources=(ResourceConfig("fs", DUMMY), ResourceConfig("gproxy", DUMMY, clone_max=0),
+                   ResourceConfig("vip", DUMMY)),
+        constraints=(OrderConstraint("a", "fs", "gproxy"), OrderConstraint("b", "gproxy", "vip"),
+                     ColocationConstraint("co", "vip", "gproxy"), LocationConstraint("p", "vip", "n2", 10)))
+    t = schedule(Cib(config), status(), NOW)
+    assert steps(t) == [["start fs on n1"], ["start gproxy on n1", "start gproxy on n2"], ["start vip on n2"]]
+    # fs moves: every copy restarts, so the VIP restarts around the copy on its node
+    moved = schedule(Cib(config, standby=frozenset({"n1"})),
+                     status(n1=["fs", "gproxy"], n2=["gproxy", "vip"]), NOW)
+    order = [a for step in steps(moved) for a in step]
+    assert order.index("stop vip on n2") < order.index("stop gproxy on n2") < order.index("stop fs on n1")
+    assert order.index("start fs on n2") < order.index("start gproxy on n2") < order.index("start vip on n2")
+    assert again_nothing(Cib(config, standby=frozenset({"n1"})), status(n1=["fs", "gproxy"],
+                                                                         n2=["gproxy", "vip"]), moved)
+
+
 # ---- the loader -----------------------------------------------------------------
 
 BASE = """
@@ -184,6 +237,9 @@ agent = "ocf:heartbeat:Dummy"
 id = "other"
 agent = "ocf:heartbeat:Dummy"
 clone_max = 0
+[[resource]]
+id = "extra"
+agent = "ocf:heartbeat:Dummy"
 [[group]]
 id = "front"
 resources = ["proxy", "tls"]
@@ -200,6 +256,8 @@ def constraint(kind: str, **keys: str) -> str:
     constraint("colocation", resource="vip", **{"with": "tls"}),  # a member of the cloned group
     constraint("order", first="front", then="vip"),
     constraint("order", first="proxy", then="vip"),
+    constraint("order", first="vip", then="front"),  # the reverse: a whole clone after a resource
+    constraint("order", first="vip", then="other"),
 ])
 def test_supported_forms_load(text: str):
     config = load_string(BASE + text)
@@ -212,9 +270,15 @@ def test_supported_forms_load(text: str):
     (constraint("colocation", resource="other", **{"with": "front"}), "constraint[0].resource",
      "colocating a clone with another clone is not supported"),
     (constraint("order", first="vip", then="tls"), "constraint[0].then",
-     '"tls" is a clone: ordering a clone after a resource is not supported'),
+     '"tls" is a member of the cloned group "front": order the whole clone ("front") after "vip"'),
     (constraint("order", first="front", then="other"), "constraint[0].then",
      "ordering a clone after another clone is not supported"),
+    (constraint("colocation", resource="vip", **{"with": "front"}) + constraint("order", first="vip", then="front"),
+     "constraint[1].then", '"vip" already follows "front" (constraint[0]), so each would wait for the other'),
+    (constraint("order", first="front", then="vip") + '[[group]]\nid = "g"\nresources = ["vip", "extra"]\n'
+     + constraint("order", first="extra", then="front"), "constraint[1].then", "so each would wait"),
+    (constraint("colocation", resource="vip", **{"with": "tls"}) + constraint("order", first="vip", then="front"),
+     "constraint[1].then", '"vip" already follows "front" (constraint[0])'),
 ])
 def test_unsupported_forms_name_the_key_and_the_reason(text: str, key: str, words: str):
     with pytest.raises(ConfigError) as info:
@@ -231,7 +295,7 @@ def random_cluster(seed: int) -> tuple[Cib, ClusterStatus]:
     nodes = tuple(NodeConfig(n, (f"10.0.0.{i}",), i) for i, n in enumerate(names, 1))
     clone_max = rng.choice((0, 1, 2))
     resources = [ResourceConfig("c", DUMMY, clone_max=clone_max, migration_threshold=rng.choice((0, 1))),
-                 ResourceConfig("v", DUMMY), ResourceConfig("w", DUMMY)]
+                 ResourceConfig("v", DUMMY), ResourceConfig("w", DUMMY), ResourceConfig("x", DUMMY)]
     groups = (GroupConfig("g", ("v", "w")),) if rng.random() < 0.3 else ()
     dependent = "g" if groups and rng.random() < 0.5 else rng.choice(("v", "w"))
     constraints = [LocationConstraint(f"l{i}", rng.choice(("c", "v", "w")), rng.choice(names),
@@ -242,11 +306,15 @@ def random_cluster(seed: int) -> tuple[Cib, ClusterStatus]:
     if rng.random() < 0.8:
         constraints.append(OrderConstraint("o", "c", dependent, kind=rng.choice(("mandatory", "optional")),
                                            symmetrical=rng.random() < 0.8))
+    free = ["x"] + [r for r in ("v", "w") if r != dependent and not groups]  # nothing that follows c
+    if free and rng.random() < 0.4:  # the reverse: the clone after a resource that does not follow it
+        constraints.append(OrderConstraint("rev", rng.choice(free), "c", kind=rng.choice(("mandatory", "optional")),
+                                           symmetrical=rng.random() < 0.8))
     config = ClusterConfig(name="r", nodes=nodes, resources=tuple(resources), groups=groups,
                            constraints=tuple(constraints))
     online = [n for n in names if rng.random() < 0.85] or [names[0]]
     entries = []
-    for rid in ("c", "v", "w"):
+    for rid in ("c", "v", "w", "x"):
         for node in names:
             if rng.random() < 0.3:
                 state = ResourceState.FAILED if rng.random() < 0.2 else ResourceState.STARTED
@@ -262,7 +330,7 @@ def again_nothing(cib: Cib, st: ClusterStatus, t: Transition) -> bool:
     return later.actions == () and later.placement == t.placement
 
 
-@pytest.mark.parametrize("seed", range(300))
+@pytest.mark.parametrize("seed", range(400))
 def test_random_clusters_converge_and_honour_the_links(seed: int):
     cib, st = random_cluster(seed)
     t = schedule(cib, st, NOW)
@@ -278,7 +346,16 @@ def test_random_clusters_converge_and_honour_the_links(seed: int):
                     assert node in copies, (seed, rid, node, copies)
                 if node is not None and c.score <= MINUS_INFINITY:
                     assert node not in copies, (seed, rid, node, copies)
-        if isinstance(c, OrderConstraint):
+        if isinstance(c, OrderConstraint) and c.then == "c":
+            if c.kind == "mandatory" and copies:
+                assert t.target(c.first) is not None, seed
+            for start in [a for a in t.actions if a.kind == "start" and a.resource == "c"]:
+                for first in [a for a in t.actions if a.kind == "start" and a.resource == c.first]:
+                    assert position(t, str(first)) < position(t, str(start)), (seed, steps(t))
+            for stop in [a for a in t.actions if a.kind == "stop" and a.resource == c.first and c.symmetrical]:
+                for copy in [a for a in t.actions if a.kind == "stop" and a.resource == "c"]:
+                    assert position(t, str(copy)) < position(t, str(stop)), (seed, steps(t))
+        elif isinstance(c, OrderConstraint):
             members = ("v", "w") if c.then == "g" else (c.then,)
             for rid in members:
                 if c.kind == "mandatory" and not copies:
