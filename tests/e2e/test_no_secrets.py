@@ -8,7 +8,8 @@ works and one that fails, a server killed (DOWN, traps), a forged heartbeat
 (auth failure), `heartbeat status` and `--json`, `gproxy check --dump`, the
 runtime API's views. Then none of the secret strings may appear in gproxy's
 logs and stderr, the heartbeat nodes' logs, status output, the dump, the
-stats page, or the traps Debian's snmptrapd received.
+stats page, the traps Debian's snmptrapd received, or what the SNMP notify
+commands of both daemons got (arguments, environment, stdin).
 
 A v2c trap carries its community in its envelope by design (SNMPv2c has no
 other authentication): that field is the receiver's business, so for v2c
@@ -143,14 +144,18 @@ class RawUdp:
         self.sock.close()
 
 
-def snmp_table(receiver: TrapReceiver, raw: RawUdp) -> dict:
+def snmp_table(receiver: TrapReceiver, raw: RawUdp, notified: Path) -> dict:
+    """Traps to snmptrapd (v2c and v3) and to a raw socket (v3); a notify
+    command appending its arguments and environment to `notified`."""
+    record = ("import os, sys; open(sys.argv[1], 'a').write(repr(sys.argv) + repr(sorted(os.environ.items()))"
+              " + sys.stdin.read() + '\\n')")
     v3 = {"version": "v3", "user": V3_USER, "auth_protocol": "SHA", "auth_key": AUTH_KEY,
           "priv_protocol": "AES", "priv_key": PRIV_KEY}
     return {"traps": [
         {"target": f"udp://127.0.0.1:{receiver.port}", "version": "v2c", "community": COMMUNITY},
         {"target": f"udp://127.0.0.1:{receiver.port}", **v3},
         {"target": f"udp://127.0.0.1:{raw.port}", **v3},
-    ]}
+    ], "notify_command": [sys.executable, "-c", record, str(notified)]}
 
 
 class SyslogFile:
@@ -188,7 +193,7 @@ def test_no_secret_in_logs_status_dumps_or_traps(tmp_path):
     config = {
         "global": {"node": NODE, "stats_socket": {"path": str(admin_sock), "level": "admin"},
                    "log": [{"target": syslog.target}]},
-        "snmp": snmp_table(receiver, raw),
+        "snmp": snmp_table(receiver, raw, tmp_path / "notified-gproxy.txt"),
         "defaults": {"mode": "http", "log": "global", "httplog": True,
                      "timeout": {"connect": "1s", "client": "5s", "server": "5s"}},
         "listen": {"app": {
@@ -202,7 +207,7 @@ def test_no_secret_in_logs_status_dumps_or_traps(tmp_path):
     proxy = GproxyProcess(config, tmp_path / "gp")
     hb_dir = tmp_path / "hb"
     hb_dir.mkdir()
-    cluster = LoopbackCluster(hb_dir, snmp_table(receiver, raw))
+    cluster = LoopbackCluster(hb_dir, snmp_table(receiver, raw, tmp_path / "notified-heartbeat.txt"))
     (hb_dir / "authkey").write_text(f"auth 1\n1 sha256 {HB_KEY}\n")
     outputs: dict[str, str] = {}
     try:
@@ -265,6 +270,10 @@ def test_no_secret_in_logs_status_dumps_or_traps(tmp_path):
     outputs["heartbeat logs"] = cluster.logs()
     for log in hb_dir.glob("*.log"):
         outputs[f"heartbeat {log.name}"] = log.read_text(errors="replace")
+    for notified in ("gproxy", "heartbeat"):
+        text = (tmp_path / f"notified-{notified}.txt").read_text(errors="replace")
+        assert "GSUITE_" in text
+        outputs[f"{notified} notify command (argv, environment, stdin)"] = text
     traps = receiver.traps()
     assert any("v2c" in s for s, _ in traps) and any("v3" in s for s, _ in traps)
     outputs["traps (var-binds)"] = "\n".join(varbinds for _, varbinds in traps)
