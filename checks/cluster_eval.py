@@ -57,7 +57,8 @@ def nodes_alive(status: ClusterStatus) -> list[str]:
     return [node.name for node in status.nodes if node.alive]
 
 
-def node_findings(status: ClusterStatus, *, standby_ok: bool, offline_state: int) -> list[Finding]:
+def node_findings(status: ClusterStatus, *, standby_ok: bool, offline_state: int, now: float | None = None,
+                  split_brain_hold: float = 0.0) -> list[Finding]:
     """Offline, unclean, standby and maintenance nodes, links down, DC, quorum and maintenance mode.
 
     `offline_state` is what an offline node is worth on its own: CRITICAL by
@@ -85,7 +86,7 @@ def node_findings(status: ClusterStatus, *, standby_ok: bool, offline_state: int
     if quorum is not None:
         findings.append(quorum)
     findings.extend(fencing_findings(status))
-    findings.extend(split_brain_findings(status))
+    findings.extend(split_brain_findings(status, now, split_brain_hold))
     if status.dc is None and nodes_alive(status):
         findings.append(Finding("dc", WARNING, "no DC elected"))
     if status.maintenance:
@@ -134,15 +135,39 @@ def fencing_findings(status: ClusterStatus) -> list[Finding]:
     return findings
 
 
-def split_brain_findings(status: ClusterStatus) -> list[Finding]:
-    """CRITICAL while the status reports it: heartbeat keeps the fact (the copies are
-    stopped at once, the data they wrote on both sides may still need repair)."""
+def split_brain_findings(status: ClusterStatus, now: float | None = None, hold: float = 0.0) -> list[Finding]:
+    """CRITICAL while the split brain lasts: one of its resources still runs on
+    several nodes; then for `hold` seconds after its detection.
+
+    heartbeat keeps the last detection in its status for good (the fact stays
+    known after the extra copy is stopped), and has no command to clear it: a
+    check CRITICAL for as long would stay CRITICAL, acknowledged, and hide
+    every later problem of the same service (a node lost next week would not
+    notify). The trap (heartbeatSplitBrain) pages; the check then says what
+    is still wrong, and its long output keeps the fact.
+    """
     split = status.split_brain
     if split is None:
         return []
-    return [Finding("split_brain", CRITICAL, f"SPLIT BRAIN at {format_when(split.at)}: "
-                                             f"{', '.join(split.resources) or 'resources'} ran on "
-                                             f"{' and '.join(split.nodes) or 'several nodes'} at once")]
+    running = {r.id: r.nodes_running for r in status.resources}
+    twice = [rid for rid in split.resources if len(running.get(rid, ())) > 1]
+    if twice:
+        where = "; ".join(f"{rid} on {' and '.join(running[rid])}" for rid in twice)
+        return [Finding("split_brain", CRITICAL, f"SPLIT BRAIN: {where} (detected at {format_when(split.at)})")]
+    if hold > 0 and now is not None and split.at is not None and now - split.at < hold:
+        return [Finding("split_brain", CRITICAL, f"SPLIT BRAIN at {format_when(split.at)}: "
+                                                 f"{', '.join(split.resources) or 'resources'} ran on "
+                                                 f"{' and '.join(split.nodes) or 'several nodes'} at once")]
+    return []
+
+
+def split_brain_line(status: ClusterStatus) -> list[str]:
+    """Long output: the last split brain heartbeat detected, once it is over."""
+    split = status.split_brain
+    if split is None:
+        return []
+    return [f"last split brain at {format_when(split.at)}: {', '.join(split.resources)} ran on "
+            f"{' and '.join(split.nodes)} at once"]
 
 
 def partition_lines(status: ClusterStatus) -> list[str]:
@@ -157,7 +182,7 @@ def partition_lines(status: ClusterStatus) -> list[str]:
     for run in status.fencing:
         when = f" at {format_when(run.at)}" if run.at is not None else ""
         lines.append(f"fencing of {run.node}: {run.state}{when}" + (f" ({run.reason})" if run.reason else ""))
-    return lines
+    return lines + split_brain_line(status)
 
 
 def nodes_summary(status: ClusterStatus) -> str:
@@ -251,7 +276,7 @@ def _resource_state(resource: ClusterResource, maintenance: bool) -> Finding | N
 
 
 def resource_findings(status: ClusterStatus, now: float, *, failover_ok: bool,
-                      only: frozenset[str] = frozenset()) -> list[Finding]:
+                      only: frozenset[str] = frozenset(), split_brain_hold: float = 0.0) -> list[Finding]:
     """Stopped, failed, split, misplaced and manually moved resources.
 
     `only` restricts the check to some resources (their own state and moves)
@@ -262,7 +287,7 @@ def resource_findings(status: ClusterStatus, now: float, *, failover_ok: bool,
         return [Finding("no_resources", UNKNOWN, "the status lists no resource")]
     if status.maintenance:
         findings.append(Finding("maintenance", WARNING, "cluster in maintenance mode (resources not managed)"))
-    findings.extend(split_brain_findings(status))
+    findings.extend(split_brain_findings(status, now, split_brain_hold))
     findings.extend(clone_findings(status, only))
     for key, unit in units(status):
         whole_unit = not only or key in only
@@ -375,6 +400,7 @@ def resource_lines(status: ClusterStatus, now: float) -> list[str]:
         group = f" [{resource.group}]" if resource.group else ""
         lines.append(f"{resource.id}{group}: {resource.state}{where}" + (f" ({', '.join(extra)})" if extra else ""))
     lines.extend(clone_line(clone) for clone in status.clones)
+    lines.extend(split_brain_line(status))
     failover = status.last_failover
     if failover is not None:
         lines.append(f"last failover: {', '.join(failover.resources)} from {failover.from_node} to "

@@ -219,13 +219,16 @@ def _resource(doc: Any) -> ClusterResource:
     move = doc.get("move")
     moves = (Move(move.get("node"), "prefer", _number(move.get("expires"))),) if isinstance(move, dict) else ()
     node = doc.get("node")
+    running = doc.get("running_on")  # every node it runs on (heartbeat 2); a clone's copies are not a problem
+    nodes_running = _names(running) if isinstance(running, list) and not doc.get("clone") else (
+        (node,) if node else ())
     return ClusterResource(
         id=rid,
         state=state if doc.get("managed", True) or state != STARTED else UNMANAGED,
         group=doc.get("group"),
         agent=str(doc.get("agent", "")),
         node=node,
-        nodes_running=(node,) if node else (),
+        nodes_running=nodes_running,
         preferred_node=doc.get("preferred_node"),
         should_run=str(doc.get("target_role", "started")).lower() != "stopped",
         fail_counts=tuple((str(n), int(c)) for n, c in counts.items() if isinstance(c, int)),

@@ -7,13 +7,15 @@ Modes (the first argument; `nodes` when omitted):
   WARNING), or unclean, or the partition has no quorum and its policy stops
   the resources (heartbeat's `no_quorum_policy = "stop"`, the default;
   `freeze` and `ignore` make it a WARNING), or the last fencing of a lost
-  node failed, or a split brain was detected; WARNING for a standby or
-  maintenance node, a heartbeat link down on a node still alive, a fencing
-  under way, no DC, or cluster-wide maintenance mode. Perfdata: nodes
-  online, and the partition's votes out of the expected votes.
+  node failed, or a split brain lasts (a resource it ran twice still runs
+  on several nodes; `--split-brain-hold 1h` keeps it CRITICAL that long
+  after its detection); WARNING for a standby or maintenance node, a
+  heartbeat link down on a node still alive, a fencing under way, no DC,
+  or cluster-wide maintenance mode. Perfdata: nodes online, and the
+  partition's votes out of the expected votes.
 * `resources`: CRITICAL when a resource that should run is stopped or
-  failed, runs on two nodes, or its group is split, or a split brain was
-  detected; WARNING when resources run away from their preferred node (a
+  failed, runs on two nodes, or its group is split, or a split brain
+  lasts; WARNING when resources run away from their preferred node (a
   failover that was not failed back: the message names the node and the
   time), when a fail count is above `-w` (0 by default), when a manual move
   constraint is still in place, or when a clone runs on fewer nodes than
@@ -37,6 +39,7 @@ import nagiosplugin
 from nagiosplugin import CheckError, Metric, Ok
 
 from checks import cluster_eval, statesock
+from gsuite.durations import parse_duration
 from checks.cluster_model import OFFLINE, ClusterStatus, StatusFormatError, from_status_json
 from checks.plugin import (ALL, STATES, FindingContext, PlainContext, PluginArgumentParser, ReportSummary, Resource,
                            Threshold, ThresholdContext, add_common_arguments, inner_timeout, run, threshold_arg)
@@ -125,11 +128,13 @@ class ClusterSource:
 
 
 class NodesResource(Resource):
-    def __init__(self, source: ClusterSource, standby_ok: bool, count_given: bool) -> None:
+    def __init__(self, source: ClusterSource, standby_ok: bool, count_given: bool,
+                 split_brain_hold: float = 0.0) -> None:
         super().__init__()
         self.source = source
         self.standby_ok = standby_ok
         self.count_given = count_given
+        self.split_brain_hold = split_brain_hold
         self.status: ClusterStatus | None = None
 
     def probe(self) -> Iterator[Metric]:
@@ -137,7 +142,8 @@ class NodesResource(Resource):
         alive = cluster_eval.nodes_alive(status)
         yield Metric("nodes_online", len(alive), min=0, max=len(status.nodes), context="nodes_online")
         offline_state = cluster_eval.WARNING if self.count_given else cluster_eval.OK
-        for finding in cluster_eval.node_findings(status, standby_ok=self.standby_ok, offline_state=offline_state):
+        for finding in cluster_eval.node_findings(status, standby_ok=self.standby_ok, offline_state=offline_state,
+                                                  now=time.time(), split_brain_hold=self.split_brain_hold):
             yield self.finding(finding.subject, STATES[finding.state], finding.text)
         quorum = status.quorum_detail
         if quorum is not None and quorum.votes is not None and quorum.expected is not None:
@@ -161,11 +167,13 @@ class NodesResource(Resource):
 
 
 class ResourcesResource(Resource):
-    def __init__(self, source: ClusterSource, failover_ok: bool, only: list[str]) -> None:
+    def __init__(self, source: ClusterSource, failover_ok: bool, only: list[str],
+                 split_brain_hold: float = 0.0) -> None:
         super().__init__()
         self.source = source
         self.failover_ok = failover_ok
         self.only = frozenset(only)
+        self.split_brain_hold = split_brain_hold
         self.status: ClusterStatus | None = None
         self.now = 0.0
 
@@ -176,7 +184,8 @@ class ResourcesResource(Resource):
             r.clone for r in status.resources if r.clone}
         for name in sorted(self.only - known):
             yield self.finding(f"missing:{name}", nagiosplugin.Unknown, f"no resource or group named {name!r}")
-        for finding in cluster_eval.resource_findings(status, now, failover_ok=self.failover_ok, only=self.only):
+        for finding in cluster_eval.resource_findings(status, now, failover_ok=self.failover_ok, only=self.only,
+                                                      split_brain_hold=self.split_brain_hold):
             yield self.finding(finding.subject, STATES[finding.state], finding.text)
         for resource, node, count in cluster_eval.fail_counts(status):
             if self.only and resource.id not in self.only and resource.group not in self.only:
@@ -196,6 +205,14 @@ class ResourcesResource(Resource):
 
     def long_output(self) -> list[str]:
         return cluster_eval.resource_lines(self.status, self.now) if self.status else []
+
+
+def duration_arg(text: str) -> float:
+    """`--split-brain-hold`: a duration of the suite ("30s", "1h", "2d"), in seconds."""
+    try:
+        return parse_duration(text) / 1000.0
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def make_parser() -> PluginArgumentParser:
@@ -223,6 +240,9 @@ def make_parser() -> PluginArgumentParser:
                         help="resources: running away from the preferred node is not a warning")
     parser.add_argument("-r", "--resource", action="append", default=[], metavar="ID",
                         help="resources: check only this resource or group (repeatable)")
+    parser.add_argument("--split-brain-hold", type=duration_arg, default=0.0, metavar="DURATION",
+                        help="stay CRITICAL this long after a split brain was detected (e.g. 1h; default 0: "
+                             "only while a resource still runs on several nodes)")
     add_common_arguments(parser, PROG)
     return parser
 
@@ -232,10 +252,10 @@ def make_check(args: argparse.Namespace) -> nagiosplugin.Check:
     common = [FindingContext(), PlainContext("plain")]
     resource: Resource
     if args.mode == "nodes":
-        resource = NodesResource(source, args.standby_ok, args.critical is not None)
+        resource = NodesResource(source, args.standby_ok, args.critical is not None, args.split_brain_hold)
         contexts = [ThresholdContext("nodes_online", args.warning, args.critical or Threshold(ALL))]
     else:
-        resource = ResourcesResource(source, args.failover_ok, args.resource)
+        resource = ResourcesResource(source, args.failover_ok, args.resource, args.split_brain_hold)
         contexts = [ThresholdContext("failcount", args.warning or Threshold("0"), args.critical)]
     return nagiosplugin.Check(resource, *common, *contexts, ReportSummary(resource),
                               name=f"{source.manager} {args.mode}")

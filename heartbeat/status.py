@@ -119,6 +119,7 @@ def build_status(controller, membership_links, rejected: dict[str, int], now: fl
             "move": {"node": move.node, "expires": move.expires} if move else None,
             "clone": clone,
             "clone_eligible": list(eligible.get(res.id, ())) if clone is not None else None,
+            "running_on": [n.name for n in config.nodes if n.name in started],
         })
     return {
         "cluster": config.name,

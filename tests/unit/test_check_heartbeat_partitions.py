@@ -107,15 +107,37 @@ def test_fencing_failed_pending_done():
 
 
 def test_split_brain_in_both_modes_and_degraded_clone():
-    status = from_status_json(doc("split-brain-clone"))
-    nodes = cluster_eval.node_findings(status, standby_ok=False, offline_state=CRITICAL)
+    status = from_status_json(doc("split-brain-clone"))  # vip still runs on both sides
+    nodes = cluster_eval.node_findings(status, standby_ok=False, offline_state=CRITICAL, now=NOW)
     assert states(nodes) == {"split_brain": CRITICAL}
-    assert nodes[0].text.startswith("SPLIT BRAIN at ") and nodes[0].text.endswith(
-        ": vip ran on esup-proxy-1 and esup-proxy-2 at once")
+    assert nodes[0].text.startswith("SPLIT BRAIN: vip on esup-proxy-1 and esup-proxy-2 (detected at ")
     resources = cluster_eval.resource_findings(status, NOW, failover_ok=False)
-    assert states(resources) == {"split_brain": CRITICAL, "clone:proxy": WARNING}
+    assert states(resources) == {"split_brain": CRITICAL, "clone:proxy": WARNING, "rsc:vip": CRITICAL}
     assert resources[1].text == ("clone proxy on 1 of 3 nodes (esup-proxy-1; "
                                  "eligible: esup-proxy-1, esup-proxy-2, esup-proxy-3)")
+    assert resources[2].text == "vip active on esup-proxy-1 and esup-proxy-2"
+
+
+def resolved() -> dict:
+    """The split brain document once the DC stopped the extra copy of vip."""
+    document = doc("split-brain-clone")
+    for item in document["resources"]:
+        if item["id"] == "vip":
+            item["running_on"] = ["esup-proxy-1"]
+    return document
+
+
+def test_a_resolved_split_brain_is_kept_for_the_hold_then_only_in_the_long_output():
+    status = from_status_json(resolved())
+    detected = status.split_brain.at
+    assert cluster_eval.split_brain_findings(status, detected + 1) == []
+    (held,) = cluster_eval.split_brain_findings(status, detected + 59, hold=60)
+    assert held.state == CRITICAL and held.text.startswith("SPLIT BRAIN at ")
+    assert held.text.endswith(": vip ran on esup-proxy-1 and esup-proxy-2 at once")
+    assert cluster_eval.split_brain_findings(status, detected + 61, hold=60) == []
+    assert states(cluster_eval.node_findings(status, standby_ok=False, offline_state=CRITICAL, now=NOW)) == {}
+    assert any(line.startswith("last split brain at ") for line in cluster_eval.node_lines(status))
+    assert any(line.startswith("last split brain at ") for line in cluster_eval.resource_lines(status, NOW))
 
 
 def test_clone_wanted_is_clone_max_or_fewer_eligible_nodes():
@@ -147,12 +169,22 @@ def test_plugin_fencing_failed_and_split_brain(cluster, capsys):
     assert rc == 2 and first(out).startswith("HEARTBEAT NODES CRITICAL - fencing of esup-proxy-1 FAILED at ")
     assert "quorum_votes=2;;;0;3" in out
     rc, out = run_check(capsys, "resources", "-s", cluster("split-brain-clone"))
-    assert rc == 2 and first(out).startswith("HEARTBEAT RESOURCES CRITICAL - SPLIT BRAIN at ")
+    assert rc == 2 and first(out).startswith("HEARTBEAT RESOURCES CRITICAL - SPLIT BRAIN: vip on esup-proxy-1 and ")
     assert "clone proxy on 1 of 3 nodes" in first(out)
     assert "clone proxy: 1 of 3 copies [ esup-proxy-1 ], eligible esup-proxy-1 esup-proxy-2 esup-proxy-3" in out
     assert "proxy_copies=1;;;0;3" in out
     rc, out = run_check(capsys, "resources", "-s", cluster("fencing-failed"))
     assert "proxy_copies=3;;;0;3" in out and "clone:" not in out
+
+
+def test_plugin_split_brain_hold(cluster, capsys):
+    answer = json.dumps(resolved()).encode() + b"\n"
+    rc, out = run_check(capsys, "nodes", "-s", cluster(answer))
+    assert rc == 0 and "last split brain at " in out
+    rc, out = run_check(capsys, "nodes", "-s", cluster(answer), "--split-brain-hold", "1000d")
+    assert rc == 2 and first(out).startswith("HEARTBEAT NODES CRITICAL - SPLIT BRAIN at ")
+    rc, out = run_check(capsys, "nodes", "-s", cluster(answer), "--split-brain-hold", "soon")
+    assert rc == 3 and "is not a duration" in out
 
 
 def test_no_secret_of_the_fencing_command_in_the_status_or_the_check(cluster, capsys):

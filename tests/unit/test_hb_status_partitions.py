@@ -66,6 +66,8 @@ def test_status_document_has_clone_eligible_and_split_brain():
     assert a["clone_eligible"] == ["n1", "n2", "n3"]
     assert next(r for r in doc["resources"] if r["id"] == "vip")["clone_eligible"] is None
     assert doc["split_brain"] == {"detected": False}
+    assert a["running_on"] == ["n1", "n3"]
+    assert next(r for r in doc["resources"] if r["id"] == "vip")["running_on"] == ["n1"]
     assert doc["quorum"]["have"] is True and doc["quorum"]["expected"] == 3
     c.split_brain = {"detected": True, "at": 99.0, "nodes": ["n1", "n2"], "resources": ["vip"]}
     doc = build_status(c, lambda node: {}, {}, now=100.0)
@@ -79,3 +81,10 @@ def test_status_document_without_quorum():
     assert doc["quorum"] == {"have": False, "votes": 1, "expected": 3, "reason": "1 of 3 votes: no majority"}
     assert doc["no_quorum_policy"] == "stop"
     assert next(r for r in doc["resources"] if r["id"] == "a")["clone_eligible"] == []
+
+
+def test_a_primitive_running_twice_shows_both_nodes():
+    c = controller(config(), ("n1", "n2", "n3"), n1=["vip"], n2=["vip"])
+    doc = build_status(c, lambda node: {}, {}, now=100.0)
+    vip = next(r for r in doc["resources"] if r["id"] == "vip")
+    assert vip["node"] == "n1" and vip["running_on"] == ["n1", "n2"]
