@@ -62,6 +62,8 @@ Steps = tuple[tuple[Action, ...], ...]
 
 @dataclass(frozen=True)
 class CloneLinks:
+    """The placed clones' nodes and the constraints that tie other resources to them."""
+
     nodes: Mapping[str, tuple[str, ...]]  # clone, cloned group or member -> nodes of its copies
     colocations: tuple[ColocationConstraint, ...]  # a resource or group with a clone
     orders: tuple[OrderConstraint, ...]  # a clone first, a resource or group then
