@@ -71,7 +71,6 @@ def get(port: int, source: str, path: str = "/") -> tuple[int, float]:
 
 
 def backend_requests(port: int) -> int:
-    status, _ = 0, 0
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"GET /stats.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = b""

@@ -4,6 +4,8 @@ the framing and however the bytes are split, and the setting loads."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gproxy.config.loader import load_string
 from gproxy.config.types import Size
@@ -190,3 +192,48 @@ def test_max_body_size_is_http_only() -> None:
     with pytest.raises(ConfigError) as info:
         load_string(text)
     assert [path for path, _ in info.value.problems] == ["listen.web.max_body_size"]
+
+
+# ---- properties (hypothesis): the verdict depends on the sizes only -------------------
+
+PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, derandomize=True)
+
+
+@PROPERTY_SETTINGS
+@given(sizes=st.lists(st.integers(1, 40), max_size=6), limit=st.integers(0, 120),
+       cuts=st.lists(st.integers(1, 400), max_size=8))
+def test_a_chunked_body_is_refused_exactly_when_its_sizes_exceed_the_limit(sizes, limit, cuts) -> None:
+    data = _chunked(*(b"x" * size for size in sizes))
+    found = _cut_events(limit, data, cuts)
+    refused = isinstance(found[-1], BodyTooLarge)
+    assert refused == (sum(sizes) > limit)
+    assert (found[-1] is EndOfMessage) == (not refused)
+    # What was handed out never holds more chunk data than the limit allows.
+    handed = b"".join(e.data for e in found if isinstance(e, Data))
+    assert handed.count(b"x") <= limit
+
+
+@PROPERTY_SETTINGS
+@given(length=st.integers(0, 200), limit=st.integers(0, 200))
+def test_a_content_length_is_refused_exactly_when_it_exceeds_the_limit(length, limit) -> None:
+    found = events(RequestParser(max_body_size=limit), _cl(length, b"y" * length))
+    if length > limit:
+        assert len(found) == 1 and isinstance(found[0], BodyTooLarge)
+    else:
+        assert isinstance(found[0], RequestHead) and found[-1] is EndOfMessage
+
+
+def _cut_events(limit: int, data: bytes, cuts: list[int]) -> list:
+    """events() with the bytes split at the given (sorted, deduplicated) offsets."""
+    parser = RequestParser(max_body_size=limit)
+    points = sorted({c for c in cuts if c < len(data)})
+    pieces = [data[a:b] for a, b in zip([0] + points, points + [len(data)])]
+    out: list = []
+    try:
+        for piece in pieces:
+            parser.receive_data(piece)
+            while (event := parser.next_event()) is not NEED_DATA:
+                out.append(event)
+    except ProtocolError as exc:
+        out.append(exc)
+    return out
