@@ -58,6 +58,7 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
 HSTS_HEADER = b"Strict-Transport-Security"
 HTTPS_REDIRECT_STATUS = 301
 MAX_TURNAROUND_MS = 1000  # HAProxy waits min(timeout connect, 1s) before retrying a server
+MIN_WAIT_MS = 1.0  # the shortest socket timeout set (0 would make the socket non-blocking)
 
 
 class Abort(Exception):
@@ -208,6 +209,11 @@ class HttpSession:
         # http_keep_alive; once its first byte arrives, the whole head must
         # come within http_request (the slowloris bound).
         idle_timeout = timeouts.eff_http_request if first else timeouts.eff_http_keep_alive
+        if first:
+            # The first request's wait runs from accept (a connection may have
+            # waited parked, without its greenlet); at least 1 ms, so that an
+            # expired wait still reads what is already there.
+            idle_timeout = max(MIN_WAIT_MS, idle_timeout - (self.ctx.clock.mono() - self.accept_mono) * 1000.0)
         deadline = None
         chunks = []  # this head's bytes, kept only for `show errors`
         try:

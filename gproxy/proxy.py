@@ -1,8 +1,9 @@
 """The gproxy process: builds live state from a Config, binds, serves.
 
 `Gproxy` wires the parts together and owns their lifecycle: listeners (one
-gevent StreamServer per bind, its pool bounded by the frontend's maxconn so
-backpressure happens at accept), health checkers (one greenlet per checked
+gproxy.acceptor.Acceptor per bind, which stops accepting at maxconn so that
+backpressure happens at accept; an HTTP connection waits for its first bytes
+parked, without a greenlet), health checkers (one greenlet per checked
 server), log sinks, and the event subscriptions that turn state changes into
 log messages. The per-connection work is in http_proxy / tcp_proxy.
 """
@@ -18,9 +19,9 @@ from typing import Callable
 
 import gevent
 from gevent.event import Event
-from gevent.lock import BoundedSemaphore
-from gevent.pool import Pool
-from gevent.server import StreamServer
+from gevent.pool import Group
+
+from gproxy.acceptor import Acceptor, Parked
 
 from gproxy.checker import HealthChecker, run_check
 from gproxy.config.model import Address, Config, LogTarget, StatsSocket
@@ -67,8 +68,14 @@ class Gproxy:
         self.global_sink = self._sink(g.log)
         self.foreground = foreground
         self.listening: list[tuple[FrontendRuntime, object]] = []  # (frontend, socket)
-        self.servers: list[StreamServer] = []
-        self._conn_slots = BoundedSemaphore(max(1, g.maxconn))
+        self.servers: list[Acceptor] = []
+        # Connections are counted from accept to close, parked or served:
+        # maxconn (global and per frontend) stops the accepting, as a full pool did.
+        self._fe_conns: dict[str, int] = {}
+        self._sessions = Group()  # the greenlets serving connections
+        self._parked: dict[int, tuple[Parked, object]] = {}  # id -> (wait, client socket)
+        self._all_closed = Event()
+        self._all_closed.set()
         self._stopped = Event()
         self.stats_sockets: list[StatsSocketServer] = []
         self._stream_ids = itertools.count(1)
@@ -177,9 +184,9 @@ class Gproxy:
             self.bind()
         self.load_tls()
         for fe, sock in self.listening:
-            handler = partial(self._handle, fe, self._access_logger(fe),
+            handler = partial(self._accepted, fe, self._access_logger(fe),
                               HttpSession if fe.cfg.mode == "http" else TcpSession, self._listener(fe, sock))
-            server = StreamServer(sock, handle=handler, spawn=Pool(max(1, fe.maxconn)))
+            server = Acceptor(sock, handler, partial(self._full, fe))
             server.start()
             self.servers.append(server)
         if not self.stats_sockets:
@@ -232,26 +239,9 @@ class Gproxy:
     def _check_result(self, server, outcome) -> None:
         server.check_done(outcome, self.clock.wall())
 
-    def _handle(self, fe: FrontendRuntime, log, session_class, listener: Listener, client, address) -> None:
-        # maxconn_per_client: admission by the peer's address, before any byte
-        # is read (HAProxy's `tcp-request connection reject`).
-        limits = fe.client_conns
-        if limits is None:
-            self._serve(fe, log, session_class, listener, client, address)
-            return
-        source = address[0]
-        admission = limits.admit(source)
-        if not admission.admitted:
-            self._client_refused(fe, listener, address, admission.current)
-            close_quietly(client)
-            return
-        try:
-            self._serve(fe, log, session_class, listener, client, address)
-        finally:
-            limits.release(source)
-
-    def _client_refused(self, fe: FrontendRuntime, listener: Listener, address, current: int) -> None:
-        """Count (conn_tot, dcon) and log a connection refused by maxconn_per_client."""
+    def _client_refused(self, fe: FrontendRuntime, listener: Listener, client, address, current: int) -> None:
+        """Close, count (conn_tot, dcon) and log a connection refused by maxconn_per_client."""
+        close_quietly(client)
         counters = fe.counters
         counters.conn_tot += 1
         counters.denied_conn += 1
@@ -262,54 +252,118 @@ class Gproxy:
                              f"{fe.name}/{listener.name}: Connection refused: {current} connections "
                              f"from this address (maxconn_per_client)", "info")
 
-    def _serve(self, fe: FrontendRuntime, log, session_class, listener: Listener, client, address) -> None:
+    # ---- connections: accept, park, serve -------------------------------------
+    def _full(self, fe: FrontendRuntime) -> bool:
+        """maxconn reached (the process's or the frontend's): stop accepting."""
+        return self.process.cur_conns >= self.process.maxconn or self._fe_conns.get(fe.name, 0) >= fe.maxconn
+
+    def _opened(self, fe: FrontendRuntime, client) -> None:
         process = self.process
-        counters = fe.counters
+        process.cur_conns += 1
+        process.cum_conns += 1
+        fe.counters.conn_tot += 1
+        self._fe_conns[fe.name] = self._fe_conns.get(fe.name, 0) + 1
+        self._all_closed.clear()
         # Head and body go out in separate writes: without TCP_NODELAY,
         # Nagle plus the client's delayed ACK stalls each response ~40 ms.
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except OSError:
             pass
-        with self._conn_slots:
-            process.cur_conns += 1
-            process.cum_conns += 1
-            counters.conn_tot += 1
-            sock, local, tls, entered = client, None, False, False
-            try:
-                if listener.tls is not None or listener.bind.accept_proxy:
-                    # PROXY header and TLS handshake: a failure closes the
-                    # connection before any session exists (nothing reaches a server).
-                    try:
-                        accepted = accept_preamble(client, address, listener, fe.cfg.timeouts.client / 1000.0)
-                    except PreambleError as exc:
-                        self._preamble_failed(fe, listener, address, exc)
-                        return
-                    sock, address, local, tls = accepted.sock, accepted.client, accepted.local, accepted.tls
-                    if tls:
-                        counters.ssl_sess += 1
-                        if sock.session_reused:  # resumed from a ticket or the session cache
-                            counters.ssl_reused_sess += 1
+
+    def _closed(self, fe: FrontendRuntime) -> None:
+        process = self.process
+        process.cur_conns -= 1
+        self._fe_conns[fe.name] -= 1
+        if not process.cur_conns:
+            self._all_closed.set()
+        for server in self.servers:
+            server.resume()
+
+    def _accepted(self, fe: FrontendRuntime, log, session_class, listener: Listener, client, address) -> None:
+        """A new connection, in the hub. A plain HTTP one is parked until its
+        first bytes (no greenlet while the client is silent: memory per idle
+        connection); the others get their greenlet now (the TCP mode
+        connects to a server at once; TLS and PROXY have their preamble)."""
+        try:
+            limits = fe.client_conns
+            if limits is not None:
+                # maxconn_per_client: admission by the peer's address, before any
+                # byte is read (HAProxy's `tcp-request connection reject`).
+                admission = limits.admit(address[0])
+                if not admission.admitted:
+                    self._sessions.spawn(self._client_refused, fe, listener, client, address, admission.current)
+                    return
+            self._opened(fe, client)
+            if session_class is HttpSession and listener.tls is None and not listener.bind.accept_proxy:
+                self._park(fe, log, listener, client, address)
+            else:
+                self._sessions.spawn(self._serve, fe, log, session_class, listener, client, address)
+        except BaseException:  # noqa: BLE001 - never out into the accept loop
+            close_quietly(client)
+            raise
+
+    def _park(self, fe: FrontendRuntime, log, listener: Listener, client, address) -> None:
+        """Wait for a counted connection's first bytes without a greenlet; the
+        first request's timeout (http_request) runs from now, as it did."""
+        clock = self.clock
+        fe.counters.enter(clock.wall())
+        accepted_at = (clock.wall(), clock.mono())
+        key = id(client)
+
+        def ready(timed_out: bool) -> None:
+            del self._parked[key]
+            self._sessions.spawn(self._serve, fe, log, HttpSession, listener, client, address, accepted_at)
+
+        self._parked[key] = (Parked(client.fileno(), fe.cfg.timeouts.eff_http_request / 1000.0, ready), client)
+
+    def _serve(self, fe: FrontendRuntime, log, session_class, listener: Listener, client, address,
+               accepted_at: tuple[float, float] | None = None) -> None:
+        """Serve a counted connection in its greenlet; `accepted_at` (wall,
+        monotonic) means it was parked: its session's clock started then."""
+        process = self.process
+        counters = fe.counters
+        source = address[0]
+        sock, local, tls, entered = client, None, False, accepted_at is not None
+        try:
+            if listener.tls is not None or listener.bind.accept_proxy:
+                # PROXY header and TLS handshake: a failure closes the
+                # connection before any session exists (nothing reaches a server).
+                try:
+                    accepted = accept_preamble(client, address, listener, fe.cfg.timeouts.client / 1000.0)
+                except PreambleError as exc:
+                    self._preamble_failed(fe, listener, address, exc)
+                    return
+                sock, address, local, tls = accepted.sock, accepted.client, accepted.local, accepted.tls
+                if tls:
+                    counters.ssl_sess += 1
+                    if sock.session_reused:  # resumed from a ticket or the session cache
+                        counters.ssl_reused_sess += 1
+            if not entered:
                 counters.enter(self.clock.wall())
                 entered = True
-                stream = Stream(next(self._stream_ids), fe.name, f"{address[0]}:{address[1]}",
-                                self.clock.wall(), partial(_shutdown_client, sock))
-                process.streams[stream.id] = stream
-                try:
-                    session = session_class(self.ctx, fe, sock, address, log)
-                    session.stream = stream  # the session attaches it to its server (shutdown sessions)
-                    session.tls, session.local_address = tls, local
-                    session.run()
-                finally:
-                    stream.detach()
-                    del process.streams[stream.id]
+            stream = Stream(next(self._stream_ids), fe.name, f"{address[0]}:{address[1]}",
+                            self.clock.wall(), partial(_shutdown_client, sock))
+            process.streams[stream.id] = stream
+            try:
+                session = session_class(self.ctx, fe, sock, address, log)
+                session.stream = stream  # the session attaches it to its server (shutdown sessions)
+                session.tls, session.local_address = tls, local
+                if accepted_at is not None:
+                    session.accept_wall, session.accept_mono = accepted_at
+                session.run()
             finally:
-                if entered:
-                    counters.cur -= 1
-                process.cur_conns -= 1
-                if sock is not client:
-                    close_quietly(sock)
-                close_quietly(client)
+                stream.detach()
+                del process.streams[stream.id]
+        finally:
+            if entered:
+                counters.cur -= 1
+            if sock is not client:
+                close_quietly(sock)
+            close_quietly(client)
+            if fe.client_conns is not None:
+                fe.client_conns.release(source)
+            self._closed(fe)
 
     def _preamble_failed(self, fe: FrontendRuntime, listener: Listener, address, exc: PreambleError) -> None:
         """Count and log a connection lost before its session, as HAProxy does:
@@ -343,7 +397,13 @@ class Gproxy:
                 if srv.checker is not None:
                     srv.checker.stop()
         for server in self.servers:
-            server.stop(timeout=timeout if graceful else 0)
+            server.stop()
+        self._all_closed.wait(timeout if graceful else 0)
+        for key, (parked, client) in list(self._parked.items()):
+            parked.cancel()
+            del self._parked[key]
+            close_quietly(client)
+        self._sessions.kill(block=True, timeout=1)
         for stats in self.stats_sockets:
             stats.stop()
         if self.notifier is not None:

@@ -1,0 +1,108 @@
+"""gproxy.acceptor: accepting in the hub with maxconn backpressure, and
+connections parked (no greenlet) until readable or timed out."""
+
+from __future__ import annotations
+
+import gevent
+from gevent import socket
+from gevent.event import AsyncResult
+
+from gproxy.acceptor import Acceptor, Parked
+
+
+def _listener() -> socket.socket:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    return sock
+
+
+def test_parked_fires_once_when_readable():
+    left, right = socket.socketpair()
+    calls: list[bool] = []
+    parked = Parked(right.fileno(), 5.0, calls.append)
+    gevent.sleep(0.01)
+    assert calls == [] and parked.waiting
+    left.sendall(b"x")
+    gevent.sleep(0.01)
+    left.sendall(b"y")  # still readable: no second call
+    gevent.sleep(0.01)
+    assert calls == [False] and not parked.waiting
+    assert right.recv(10) == b"xy"
+    left.close()
+    right.close()
+
+
+def test_parked_fires_on_eof_as_readable():
+    left, right = socket.socketpair()
+    done = AsyncResult()
+    Parked(right.fileno(), 5.0, done.set)
+    left.close()
+    assert done.get(timeout=2) is False
+    assert right.recv(10) == b""
+    right.close()
+
+
+def test_parked_times_out():
+    left, right = socket.socketpair()
+    done = AsyncResult()
+    Parked(right.fileno(), 0.05, done.set)
+    assert done.get(timeout=2) is True
+    left.close()
+    right.close()
+
+
+def test_cancelled_wait_never_fires():
+    left, right = socket.socketpair()
+    calls: list[bool] = []
+    parked = Parked(right.fileno(), 0.05, calls.append)
+    parked.cancel()
+    left.sendall(b"x")
+    gevent.sleep(0.1)
+    assert calls == []
+    left.close()
+    right.close()
+
+
+def test_acceptor_hands_connections_over_and_stops_at_full():
+    listener = _listener()
+    accepted: list[socket.socket] = []
+    limit = {"n": 2}
+
+    def on_accept(sock, address):
+        assert gevent.getcurrent() is gevent.get_hub()  # in the hub: no greenlet per connection
+        accepted.append(sock)
+
+    server = Acceptor(listener, on_accept, lambda: len(accepted) >= limit["n"])
+    server.start()
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(4)]
+    gevent.sleep(0.1)
+    assert len(accepted) == 2  # full: the other two wait in the backlog
+    accepted[0].sendall(b"still open")  # not closed when on_accept returned
+    assert clients[0].recv(20) == b"still open"
+    limit["n"] = 4
+    server.resume()
+    gevent.sleep(0.1)
+    assert len(accepted) == 4
+    server.stop()
+    for sock in accepted + clients:
+        sock.close()
+
+
+def test_resume_does_nothing_while_full_or_stopped():
+    listener = _listener()
+    server = Acceptor(listener, lambda sock, address: sock.close(), lambda: True)
+    server.start()
+    gevent.sleep(0.01)
+    server.resume()  # still full: no accepting
+    client = socket.create_connection(listener.getsockname())
+    gevent.sleep(0.05)
+    client.settimeout(0.05)
+    try:
+        data = client.recv(1)
+    except socket.timeout:
+        data = None
+    assert data is None  # not accepted, so not closed either
+    server.stop()
+    server.resume()  # stopped: nothing happens
+    client.close()
