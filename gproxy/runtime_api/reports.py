@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from gproxy import __version__
 from gproxy.logfmt import _accept_date as accept_date
 from gproxy.runtime import ErrorCapture
+from gproxy.runtime_api.redact import mask_credentials
 from gproxy.runtime_api.stat_csv import json_tags
 from gproxy.runtime_api.view import PROCESS_NUM, ProxyState, proxies
 
@@ -250,7 +251,8 @@ def show_errors(state: ProxyState, now: float, proxy: str | None = None, which: 
 
 
 def _error_block(side: str, c: ErrorCapture, name: str, proxy_id: int) -> str:
-    data = c.data[:MAX_SHOWN_ERROR_BYTES]
+    # Credentials are masked: operator level must not reveal the stats passwords.
+    data = mask_credentials(c.data[:MAX_SHOWN_ERROR_BYTES])
     if side == "frontend":
         title = f"frontend {name} (#{proxy_id}): invalid request"
         peer = (f"  backend {c.backend or '<NONE>'} (#{c.backend_id}), "

@@ -220,7 +220,7 @@ def frontend_row(fe: FrontendRuntime, proxy_id: int, stopping: bool) -> list:
         None, None, None, None, None, PROCESS_NUM, proxy_id, 0, None, None, None, 0, 0, 0, 0,
         None, None, None, *hrsp, None, 0, 0, c.req_tot, None, None, 0, 0, 0, 0,
         None, None, None, None, None, None, None, None, None, None, None, None, None, None, None,
-        None, None, None, None, None, fe.cfg.mode, None, 0, 0, c.conn_tot, on_http, 0, 0, 0,
+        None, None, None, None, None, fe.cfg.mode, None, 0, 0, c.conn_tot, on_http, c.denied_conn, 0, 0,
         None, None, on_http, on_http, None, None, None, None, None, None, 0,
         None, None, None, None, None, None, None, None, "-", *_ssl_module(c), *_OTHER_MODULES_FE_BE,
     ]

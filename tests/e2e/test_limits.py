@@ -158,6 +158,7 @@ def test_the_connection_past_the_per_client_limit_is_closed_at_once(limited):
             assert refused(extra)
         assert backend.stats()["requests"] == before + 1  # only the /stats.json call
         syslog.wait_for(r"127\.0\.0\.1:\d+ \[.*\] app/1: Connection refused: 2 connections from this address")
+        assert frontend(admin)["dcon"] == "1"  # counted where HAProxy counts a rejected connection
         # Another address is not affected, even now.
         with connect(port, OTHER_CLIENT) as other:
             assert served(other, port) == 200

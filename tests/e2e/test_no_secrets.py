@@ -298,10 +298,6 @@ def test_no_secret_in_logs_status_dumps_or_traps(tmp_path):
         assert b"is DOWN" not in datagram and b"joined" not in datagram
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "`show errors` prints a captured invalid request verbatim, Authorization header included (HAProxy does "
-    "the same); the capture (gproxy/http_proxy.py _capture_error, gproxy/runtime.py ProcessState.capture_error) "
-    "or its rendering (gproxy/runtime_api) should mask credentials. Reported, not fixed here."))
 def test_show_errors_does_not_print_the_credentials_of_an_invalid_request(start_backend, start_gproxy, tmp_path):
     backend = start_backend("s1")
     port = free_port()
