@@ -147,7 +147,8 @@ class Node:
             return
 
         def run() -> None:
-            self.log(f"fencing {node}: {' '.join(fencing.command)}")
+            # The program only: fence agents take passwords as arguments (issue 9: no secret in logs).
+            self.log(f"fencing {node}: running {fencing.command[0]} ({len(fencing.command) - 1} arguments not logged)")
             ok, reason = probes.run_fencing(fencing.command, node, fencing.timeout)
             self.controller.fence_done(node, ok, reason)
             self.controller.pulse()

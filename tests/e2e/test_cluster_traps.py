@@ -195,8 +195,10 @@ def test_fencing_failure_and_quorum_loss_are_trapped_and_critical(tmp_path):
         rc, out = cluster.check("n3")
         assert "partition WITHOUT quorum" not in out and "quorum_votes=2;;;0;3" in out
 
-        # Nothing secret left the cluster: not in the traps, the checks or the status.
-        everything = receiver.log.read_text(errors="replace") + out + json.dumps(cluster.status("n3"))
+        # Nothing secret left the cluster: not in the traps, the checks, the status or the nodes' logs.
+        logs = "".join((cluster.tmp / f"{n}.log").read_text(errors="replace") for n in cluster.nodes)
+        assert "fencing n1: running" in logs  # the fencing run is logged, without its arguments
+        everything = receiver.log.read_text(errors="replace") + out + json.dumps(cluster.status("n3")) + logs
         assert FENCE_PASSWORD not in everything and CLUSTER_KEY not in everything
         report_latencies(receiver)
     finally:
