@@ -153,7 +153,8 @@ def start_proxy(children: Children, proxy: Proxy, origins: tuple[int, ...], log_
     for name, connections, count in (("spec_keepalive", 1, 4), ("spec_close", 4, 1)):
         try:
             for _ in range(connections):
-                probes.sequential_requests(layout.host, layout.ports[name], count=count, warmup=0)
+                if probes.sequential_requests(layout.host, layout.ports[name], count=count, warmup=0).non_2xx:
+                    raise probes.ProbeError("an answer was not 2xx")
         except (OSError, probes.ProbeError) as error:
             children.stop(process)
             raise Unavailable(f"first requests on {name} failed: {error}") from None
@@ -186,13 +187,18 @@ def run_wrk(children: Children, url: str, seconds: int, connections: int) -> Wrk
         raise Unavailable(f"wrk failed: {reason}") from None
 
 
-def wrk_sample(result: WrkResult, value: float, cpu: float) -> Sample:
-    errors = result.socket_errors
+def wrk_sample(result: WrkResult, value: float, cpu: float, warmup: WrkResult | None = None) -> Sample:
+    """A wrk load's sample; the requests of its warm-up count too: every request must answer 2xx."""
+    runs = (result,) if warmup is None else (result, warmup)
+    errors = {kind: sum(run.socket_errors.get(kind, 0) for run in runs)
+              for kind in ("connect", "read", "write", "timeout")}
+    detail = {**result.to_json(), "cpu_percent": round(100.0 * cpu / max(result.seconds, 1e-9), 1)}
+    if warmup is not None:
+        detail["warmup"] = warmup.to_json()
     return Sample(
-        value=value, requests=result.requests, non_2xx=result.non_2xx,
-        socket_errors=errors.get("connect", 0) + errors.get("read", 0) + errors.get("write", 0),
-        timeouts=errors.get("timeout", 0),
-        detail={**result.to_json(), "cpu_percent": round(100.0 * cpu / max(result.seconds, 1e-9), 1)})
+        value=value, requests=sum(run.requests for run in runs), non_2xx=sum(run.non_2xx for run in runs),
+        socket_errors=errors["connect"] + errors["read"] + errors["write"], timeouts=errors["timeout"],
+        detail=detail)
 
 
 @dataclass(frozen=True)
@@ -209,15 +215,16 @@ class Bench:
 def wrk_figure(listener: str, connections: int, value: Callable[[WrkResult], float]) -> Callable[..., Sample]:
     def measure(bench: Bench, running: Running) -> Sample:
         url = running.layout.url(listener)
+        warmup = None
         if listener + str(connections) not in running.warmed:
-            run_wrk(bench.children, url, WARMUP_SECONDS, connections)
+            warmup = run_wrk(bench.children, url, WARMUP_SECONDS, connections)
             running.warmed.add(listener + str(connections))
         tree = process_tree(running.process.pid)
         before = cpu_seconds(tree)
         result = run_wrk(bench.children, url, bench.options.duration, connections)
         cpu = cpu_seconds(process_tree(running.process.pid)) - before
         _alive(running)
-        return wrk_sample(result, value(result), cpu)
+        return wrk_sample(result, value(result), cpu, warmup)
     return measure
 
 

@@ -126,3 +126,14 @@ def test_plain_configurations_of_the_other_benches() -> None:
                                                     {"name": "n2", "address": "127.0.0.1:40002"}]
     haproxy = plain_configs.haproxy_cfg(layout, nbthread=1)
     assert haproxy.count("server n1 127.0.0.1:40001") == 2 and "bind 127.0.0.1:40011" in haproxy
+
+
+def test_a_wrk_sample_counts_the_failed_requests_of_its_warm_up_too() -> None:
+    import run  # noqa: PLC0415 (bench/run.py: imported here, the other tests need only the pure modules)
+
+    sample = run.wrk_sample(parse_wrk(WRK_NON_2XX), value=38612.39, cpu=0.55, warmup=parse_wrk(WRK_SOCKET_ERRORS))
+    assert sample.value == 38612.39 and sample.requests == 42451 + 3000
+    assert (sample.non_2xx, sample.socket_errors, sample.timeouts) == (42451, 1 + 28693 + 2, 3)
+    assert sample.detail["cpu_percent"] == 50.0 and sample.detail["warmup"]["requests"] == 3000
+    clean = run.wrk_sample(parse_wrk(WRK_SOCKET_ERRORS), value=1.0, cpu=0.0)
+    assert clean.requests == 3000 and "warmup" not in clean.detail
