@@ -9,9 +9,10 @@ convert.py reads HAProxy directives through them, so the three never disagree
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from gsuite import config_schema as shared
+from gsuite.config_schema import SettingIndex
 from gproxy.config.types import (
     TOKEN_PATTERN,
     AddressType,
@@ -55,48 +56,28 @@ PROXY_NAME_PATTERN = r"[A-Za-z0-9_.:-]+"  # the characters HAProxy accepts in pr
 
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(shared.Setting):
     """One TOML key. `haproxy` is the directive exactly as haproxy.cfg spells
     it (`gproxy convert` looks directives up by it); `aliases` are older
     spellings convert also reads."""
 
-    key: str
     type: ValueType | Table | TableList
-    doc: str
-    default: Any = None
     haproxy: str | None = None
     aliases: tuple[str, ...] = ()
     scope: frozenset[str] = BOTH  # proxy settings: the sides that use it
     http_only: bool = False  # refused in a proxy whose mode is "tcp"
-    required: bool = False
     merge: bool = False  # a table merged key by key with the one in [defaults]
     in_defaults: bool = True  # may appear in [defaults]
 
 
 @dataclass(frozen=True)
-class Section:
+class Section(SettingIndex[Setting]):
     """A table of settings. `title` is how the docs name it, `anchor` its link."""
 
     anchor: str
     title: str
     doc: str
     settings: tuple[Setting, ...]
-    _index: dict[str, Setting] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {s.key: s for s in self.settings})
-
-    def get(self, key: str) -> Setting | None:
-        return self._index.get(key)
-
-    def __getitem__(self, key: str) -> Setting:
-        return self._index[key]
-
-    def keys(self) -> list[str]:
-        return list(self._index)
-
-    def defaults(self) -> dict[str, Any]:
-        return {s.key: s.default for s in self.settings}
 
 
 TLS_VERSIONS = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")

@@ -11,9 +11,10 @@ other keys is `None` here with its rule in `default_doc`. Nothing here does I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+from gsuite import config_schema as shared
+from gsuite.config_schema import SettingIndex
 from gsuite.config_types import Bool, Choice, Duration, Int, Str, StrList, ValueType
 from gsuite.snmp_config import SnmpTable
 from heartbeat.config.types import (
@@ -54,22 +55,18 @@ DEFAULT_FENCING_TIMEOUT = 20_000
 
 
 @dataclass(frozen=True)
-class Setting:
+class Setting(shared.Setting):
     """One TOML key. `hacf` is the ha.cf directive (or file) it replaces and
     `pacemaker` the CIB option or attribute, each as that tool spells it."""
 
-    key: str
     type: ValueType | Table | TableList | TaggedTableList | ListOf | MappingOf
-    doc: str
-    default: Any = None
-    required: bool = False
     default_doc: str | None = None  # a default the loader computes, in words
     hacf: str | None = None
     pacemaker: str | None = None
 
 
 @dataclass(frozen=True)
-class Section:
+class Section(SettingIndex[Setting]):
     """A table of settings. `title` is how the docs name it, `anchor` its
     link, `noun` how error messages name its tables ("every [[node]]")."""
 
@@ -78,19 +75,6 @@ class Section:
     noun: str
     doc: str
     settings: tuple[Setting, ...]
-    _index: dict[str, Setting] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_index", {s.key: s for s in self.settings})
-
-    def get(self, key: str) -> Setting | None:
-        return self._index.get(key)
-
-    def __getitem__(self, key: str) -> Setting:
-        return self._index[key]
-
-    def keys(self) -> list[str]:
-        return list(self._index)
 
 
 RESOURCE_ID = Str("id", ID_PATTERN, ID_HINT)
