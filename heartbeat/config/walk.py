@@ -1,11 +1,14 @@
-"""Checking raw TOML data against the schema, one key at a time.
+"""Checking raw TOML data against the cluster schema, one key at a time.
 
-`Walker.table(raw, section, path)` returns the valid keys of a table, parsed,
-and records every problem with its key path (`resource[1].monitor.interval`)
-instead of stopping at the first, so `heartbeat check` lists them all in one
-run. Arrays keep invalid items as None, so the indexes of the valid ones
-still match the file. The loader builds the model from what this returns and
-adds the checks that span several tables. Nothing here does I/O.
+The suite's walker (gsuite.config_walk) does the tables: valid keys parsed,
+every problem recorded with its key path (`resource[1].monitor.interval`),
+so `heartbeat check` lists them all in one run. This one adds heartbeat's
+composites (arrays of tables, `[[constraint]]` tagged by kind, lists of
+values, free-key tables) and its hints for an unknown key (the section it
+belongs in, ha.cf's name for it). Arrays keep invalid items as None, so the
+indexes of the valid ones still match the file. The loader builds the model
+from what this returns and adds the checks that span several tables.
+Nothing here does I/O.
 """
 
 from __future__ import annotations
@@ -13,64 +16,35 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gsuite.config_types import Choice, ValueType, did_you_mean, kind_of, show
+from gsuite import config_walk
+from gsuite.config_types import did_you_mean, kind_of, show
+from gsuite.config_walk import INVALID, join
 from heartbeat.config.schema import Section
 from heartbeat.config.types import ListOf, MappingOf, Table, TableList, TaggedTableList, plural
 
-INVALID: Any = object()  # a value that failed validation (its problem is recorded already)
-
-AnyType = ValueType | Table | TableList | TaggedTableList | ListOf | MappingOf
+__all__ = ["INVALID", "Walker"]
 
 
-class Walker:
+class Walker(config_walk.Walker):
     """Accumulates (key path, reason) problems over one validation run."""
 
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []
+    choice_hints = True
 
-    def problem(self, path: str, reason: str) -> None:
-        self.problems.append((path, reason))
-
-    def has_problem_under(self, path: str) -> bool:
-        """Was anything at `path`, or inside it, reported already?"""
-        return any(p == path or p.startswith(path + ".") or p.startswith(path + "[") for p, _ in self.problems)
-
-    def table(self, raw: object, section: Section, path: str, hint_sections: tuple[Section, ...] = ()
-              ) -> dict[str, Any] | None:
-        """The valid keys of one table, parsed; None if `raw` is not a table.
-        `hint_sections` are sibling sections an unknown key may belong to."""
-        if not isinstance(raw, dict):
-            self.problem(path, f"expected a table, got {kind_of(raw)}")
-            return None
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            key_path = _join(path, key)
-            setting = section.get(key)
-            if setting is None:
-                self.unknown_key(key_path, key, section, hint_sections)
-                continue
-            parsed = self.value(value, setting.type, key_path)
-            if parsed is not INVALID:
-                values[key] = parsed
-        for setting in section.settings:
-            if setting.required and setting.key not in raw:
-                self.problem(_join(path, setting.key), f"missing: {section.noun} needs one")
-        return values
-
-    def unknown_key(self, path: str, key: str, section: Section, hint_sections: tuple[Section, ...]) -> None:
-        owners = [s.noun for s in hint_sections if s is not section and s.get(key) is not None]
+    # Narrower than the base's Protocol: heartbeat's sections, whose settings have `hacf`.
+    def unknown_key(self, path: str, key: str, section: Section,  # type: ignore[override]
+                    siblings: tuple[Section, ...]) -> None:
+        owners = [s.noun for s in siblings if s is not section and s.get(key) is not None]
         renamed = [s.key for s in section.settings if s.hacf == key]
         if owners:
             self.problem(path, f"not a key of {section.noun} (it belongs in {' or '.join(owners)})")
         elif renamed:
             self.problem(path, f'unknown key (ha.cf\'s "{key}" is "{renamed[0]}" here)')
         else:
-            self.problem(path, "unknown key" + did_you_mean(key, section.keys()))
+            super().unknown_key(path, key, section, siblings)
 
-    def value(self, raw: object, typ: AnyType, path: str) -> Any:
+    def value(self, raw: object, typ: Any, path: str) -> Any:
         if isinstance(typ, Table):
-            values = self.table(raw, typ.section, path)
-            return INVALID if values is None else values
+            return self.nested(raw, typ.section, path)
         if isinstance(typ, TableList):
             return self.table_list(raw, typ, path)
         if isinstance(typ, TaggedTableList):
@@ -80,14 +54,6 @@ class Walker:
         if isinstance(typ, MappingOf):
             return self.mapping(raw, typ, path)
         return self.scalar(raw, typ, path)
-
-    def scalar(self, raw: object, typ: ValueType, path: str) -> Any:
-        try:
-            return typ.parse(raw)
-        except ValueError as exc:
-            hint = did_you_mean(raw, typ.values) if isinstance(typ, Choice) and isinstance(raw, str) else ""
-            self.problem(path, f"{exc}{hint}")
-            return INVALID
 
     def _array(self, raw: object, path: str, name: str) -> list[Any] | None:
         if isinstance(raw, (list, tuple)):
@@ -127,7 +93,7 @@ class Walker:
                     self.problem(f"{item_path}.{typ.tag}", f"expected one of {choices}, got {kind_of(tag)}{hint}")
                 result.append(None)
                 continue
-            values = self.table(item, section, item_path, hint_sections=sections)
+            values = self.table(item, section, item_path, siblings=sections)
             result.append(None if values is None else (str(tag), values))
         return result
 
@@ -161,7 +127,7 @@ class Walker:
             return INVALID
         pairs: list[tuple[str, Any]] = []
         for key, value in raw.items():
-            key_path = _join(path, key)
+            key_path = join(path, key)
             if not re.fullmatch(typ.key_pattern, key):
                 self.problem(key_path, f"{show(key)} is not a valid name{typ.key_hint}")
                 continue
@@ -170,6 +136,3 @@ class Walker:
                 pairs.append((key, parsed))
         return tuple(pairs)
 
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
