@@ -29,7 +29,15 @@ from gevent import socket
 from gproxy.errorpages import error_response
 from gproxy.errors import ProtocolError
 from gproxy.logfmt import RequestRecord
-from gproxy.netio import RECV_SIZE, ConnectFailed, close_quietly, connect, peer_closed, send_all
+from gproxy.netio import (
+    RECV_SIZE,
+    ConnectFailed,
+    IdleConnection,
+    close_quietly,
+    connect,
+    recv_when_readable,
+    send_all,
+)
 from gproxy.proxy_protocol import build_for_server
 from gproxy.persistence import (
     insert_cookie_value,
@@ -227,7 +235,10 @@ class HttpSession:
                         client.settimeout(idle_timeout / 1000.0)
                     else:
                         client.settimeout(None)
-                    data = client.recv(RECV_SIZE)
+                    if got_bytes or first:
+                        data = client.recv(RECV_SIZE)
+                    else:  # a kept-alive client that was just answered: wait, then read
+                        data = recv_when_readable(client, RECV_SIZE)
                     chunks.append(data)
                     if data:
                         if not got_bytes:
@@ -510,12 +521,9 @@ class HttpSession:
         """An idle keep-alive connection to reuse (safe requests only), or a new one."""
         send_proxy = server.cfg.send_proxy
         if replayable and send_proxy is None:  # a PROXY header binds a connection to its client
-            idle = server.idle
-            while idle:
-                sock = idle.pop()
-                if not peer_closed(sock):
-                    return sock, True
-                close_quietly(sock)
+            idle = server.idle  # watched while idle: what is in it is still open
+            if idle:
+                return idle.pop().take(), True
         preamble = b""
         if send_proxy is not None:
             local = self.local_address or self.client.getsockname()
@@ -683,8 +691,7 @@ class HttpSession:
         finally:
             if keep_server and len(server.idle) < MAX_IDLE_PER_SERVER and server.usable \
                     and server.cfg.send_proxy is None:
-                sock.settimeout(None)
-                server.idle.append(sock)
+                server.idle.append(IdleConnection(sock, server.idle))
             else:
                 close_quietly(sock)
             if not finalized:
@@ -700,7 +707,8 @@ class HttpSession:
         while True:
             event = rparser.next_event()
             if event is NEED_DATA:
-                data = sock.recv(RECV_SIZE)
+                # The server cannot have answered yet: wait, then read (no EAGAIN read).
+                data = recv_when_readable(sock, RECV_SIZE)
                 if not data and not rparser.trailing_data:
                     # EOF before any byte of this response.
                     rparser.receive_data(b"")

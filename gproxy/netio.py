@@ -8,7 +8,6 @@ a server with `send_proxy`, then the TLS handshake of a server with `ssl`
 from __future__ import annotations
 
 import errno
-import select
 import socket as _stdsocket
 from typing import Any
 
@@ -84,6 +83,52 @@ def send_all(sock, data: bytes) -> None:
         sock.sendall(memoryview(data)[sent:])
 
 
+def recv_when_readable(sock, size: int) -> bytes:
+    """recv() on a socket whose peer has had no time to send yet (a response
+    just asked for, the next request of a kept-alive client): wait for
+    readability first. gevent's recv() tries the read before waiting, and on
+    the hot path that try is an EAGAIN system call per message. TLS sockets
+    read as usual (their layer may hold decrypted bytes the fd does not show)."""
+    if type(sock) is socket.socket:
+        sock._wait(sock._read_event)  # gevent's own wait: the socket's timeout, socket.timeout
+    return sock.recv(size)
+
+
+class IdleConnection:
+    """A kept-alive server connection waiting in its server's pool (`pool`,
+    the server's `idle` list), watched meanwhile as HAProxy watches its idle
+    connections: if the server closes it or sends anything (a stray 408
+    before closing), it leaves the pool and is closed at once. So a request
+    is not sent on a connection the server dropped, and nothing is read on
+    reuse to check it (that was a MSG_PEEK recv per request).
+
+    The watcher is the socket's own read watcher (gevent's, idle while no
+    greenlet reads): a new watcher per pooling would cost an fcntl() each."""
+
+    __slots__ = ("sock", "_pool")
+
+    def __init__(self, sock, pool: list) -> None:
+        self.sock = sock
+        self._pool = pool
+        sock._read_event.start(self._on_event)
+
+    def take(self):
+        """Out of the pool for a request: the socket, its watcher free again for gevent."""
+        self.sock._read_event.stop()
+        return self.sock
+
+    def _on_event(self) -> None:
+        try:
+            self._pool.remove(self)
+        except ValueError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        self.sock._read_event.stop()  # before close: gevent must find no callback on it
+        close_quietly(self.sock)
+
+
 def close_quietly(sock) -> None:
     if sock is None:
         return
@@ -103,32 +148,3 @@ def shutdown_write(sock) -> None:
             sock.shutdown(socket.SHUT_WR)
     except OSError:
         pass
-
-
-def peer_closed(sock) -> bool:
-    """True if an idle socket was closed (or got unexpected data) by its peer.
-
-    Checked before reusing an idle server connection, so that a keep-alive
-    connection the server already dropped is not used for a request.
-    """
-    if isinstance(sock, ssl.SSLSocket):
-        # TLS reads take no flags: anything buffered or readable (data, a
-        # close_notify, EOF) means the server moved on.
-        if sock.pending():
-            return True
-        try:
-            readable, _, _ = select.select([sock.fileno()], [], [], 0)
-        except (OSError, ValueError):
-            return True
-        return bool(readable)
-    old = sock.gettimeout()
-    sock.settimeout(0.0)
-    try:
-        sock.recv(1, _stdsocket.MSG_PEEK)
-    except (BlockingIOError, socket.timeout):
-        return False
-    except OSError:
-        return True
-    finally:
-        sock.settimeout(old)
-    return True  # EOF (b"") or stray bytes: either way not reusable
