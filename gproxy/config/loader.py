@@ -10,7 +10,6 @@ name and id, and the cross-checks between proxies run.
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 import sys
@@ -55,8 +54,10 @@ from gproxy.config.schema import (
     Section,
     Setting,
 )
-from gproxy.config.types import BindList, Table, TableList, ValueType, kind_of, parse_address, show
+from gproxy.config.types import BindList, Table, TableList, kind_of, parse_address, show
 from gproxy.errors import ConfigError
+from gsuite.config_types import did_you_mean
+from gsuite.config_walk import INVALID, Walker
 from gsuite.snmp_config import SnmpConfig, parse_snmp
 
 # What an HTTP frontend may offer through ALPN: gproxy speaks HTTP/1.x only.
@@ -70,7 +71,6 @@ _TLS_SERVER_KEYS = ("ca_file", "sni")
 # (the iid column of `show stat`).
 FIRST_PROXY_ID = 2
 
-_INVALID = object()  # a value that failed validation (its problem is already recorded)
 _SECTION_HEADER_RE = re.compile(
     r"""^\s*\[\[?\s*(listen|frontend|backend)\s*\.\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)'|([A-Za-z0-9_-]+))""",
     re.MULTILINE,
@@ -138,11 +138,6 @@ def _unescape(basic: str) -> str:
         return basic
 
 
-def _did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1)
-    return f' (did you mean "{close[0]}"?)' if close else ""
-
-
 def _with_defaults(section: Section, given: dict[str, Any] | None) -> dict[str, Any]:
     """Every key of `section`: the given value or the schema's default."""
     given = given or {}
@@ -159,23 +154,14 @@ class _Proxy:
     inherited: set[str] = field(default_factory=set)
 
 
-class _Loader:
-    """One validation run: accumulates problems instead of stopping at the first."""
+class _Loader(Walker):
+    """One validation run: accumulates problems instead of stopping at the first
+    (the walk over tables is gsuite.config_walk's, with gproxy's composites)."""
 
     def __init__(self, source: str, positions: dict[tuple[str, str], int]):
+        super().__init__()
         self.source = source
         self.positions = positions
-        self.problems: list[tuple[str, str]] = []
-
-    def problem(self, path: str, reason: str) -> None:
-        self.problems.append((path, reason))
-
-    def has_problem(self, path: str) -> bool:
-        return any(p == path for p, _ in self.problems)
-
-    def has_problem_under(self, path: str) -> bool:
-        """A problem at `path` or inside it (`path.key`, `path[0]...`)."""
-        return any(p == path or p.startswith((path + ".", path + "[")) for p, _ in self.problems)
 
     # --- the whole document ---------------------------------------------------
 
@@ -184,7 +170,7 @@ class _Loader:
             raise ConfigError([(self.source, f"expected a TOML document (a table), got {kind_of(data)}")])
         for key in data:
             if key not in TOP_LEVEL:
-                self.problem(key, "unknown section" + _did_you_mean(key, TOP_LEVEL))
+                self.problem(key, "unknown section" + did_you_mean(key, TOP_LEVEL))
         global_ = self.build_global(self.table(data.get("global", {}), GLOBAL, "global") or {})
         snmp = self.snmp(data["snmp"]) if "snmp" in data else None
         defaults = self.table(data.get("defaults", {}), PROXY, "defaults", kind="defaults") or {}
@@ -245,25 +231,17 @@ class _Loader:
 
     # --- generic validation against the schema -----------------------------------
 
-    def table(self, raw: object, section: Section, path: str, kind: str | None = None) -> dict[str, Any] | None:
-        """Validate one table: unknown keys, types, required keys. Returns the
-        valid keys only (their problems are recorded), or None if not a table."""
-        if not isinstance(raw, dict):
-            self.problem(path, f"expected a table, got {kind_of(raw)}")
+    def table(self, raw: object, section: Section, path: str,  # type: ignore[override]
+              kind: str | None = None, **options: Any) -> dict[str, Any] | None:
+        """Validate one table: unknown keys, types, required keys and, in a
+        proxy of `kind`, where each key may stand. Returns the valid keys only
+        (their problems are recorded), or None if not a table."""
+        if kind is not None:
+            options["accept"] = lambda setting, key_path: self.allowed(setting, kind, key_path)
+        values = super().table(raw, section, path, **options)
+        if values is None:
             return None
-        values: dict[str, Any] = {}
-        for key, value in raw.items():
-            key_path = f"{path}.{key}"
-            setting = section.get(key)
-            if setting is None:
-                self.unknown_key(key_path, key, section)
-            elif kind is None or self.allowed(setting, kind, key_path):
-                parsed = self.value(value, setting.type, key_path)
-                if parsed is not _INVALID:
-                    values[key] = parsed
-        for setting in section.settings:
-            if setting.required and setting.key not in raw:
-                self.problem(f"{path}.{setting.key}", f"missing: every {section.title} needs one")
+        assert isinstance(raw, dict)  # a table, since the walker returned its keys
         if section is COOKIE and values.get("indirect") and values.get("mode") == "rewrite":
             # HAProxy refuses it too: a rewritten cookie is always the server's to send.
             self.problem(f"{path}.indirect", 'cannot be used with mode = "rewrite"')
@@ -272,29 +250,24 @@ class _Loader:
             self.problem(f"{path}.admin", "needs auth: only authenticated users may change servers")
         return values
 
-    def value(self, raw: object, typ: ValueType | Table | TableList, path: str) -> Any:
+    def value(self, raw: object, typ: Any, path: str) -> Any:
         if isinstance(typ, Table):
             if typ.switch and isinstance(raw, bool):
                 return {} if raw else None
-            values = self.table(raw, typ.section, path)
-            return _INVALID if values is None else values
+            return self.nested(raw, typ.section, path)
         if isinstance(typ, TableList):
             return self.table_list(raw, typ, path)
         if isinstance(typ, BindList):
             return self.bind_list(raw, path)
-        try:
-            return typ.parse(raw)
-        except ValueError as exc:
-            self.problem(path, str(exc))
-            return _INVALID
+        return self.scalar(raw, typ, path)
 
     def table_list(self, raw: object, typ: TableList, path: str) -> Any:
         if typ.keyword is not None and isinstance(raw, str):
             if raw == typ.keyword:
                 return raw
             self.problem(path, f'expected "{typ.keyword}" or an array of tables, got {kind_of(raw)}'
-                         + _did_you_mean(raw, [typ.keyword]))
-            return _INVALID
+                         + did_you_mean(raw, [typ.keyword]))
+            return INVALID
         if typ.single and isinstance(raw, dict):
             return [self.table(raw, typ.section, path)]
         if isinstance(raw, bool) and raw is False and typ.keyword is not None:
@@ -302,17 +275,17 @@ class _Loader:
         if not isinstance(raw, list):
             wanted = "a table or an array of tables" if typ.single else "an array of tables"
             self.problem(path, f"expected {wanted}, got {kind_of(raw)}")
-            return _INVALID
+            return INVALID
         # Invalid items stay as None so that indexes (and server ids) keep their place.
         return [self.table(item, typ.section, f"{path}[{i}]") for i, item in enumerate(raw)]
 
     def bind_list(self, raw: object, path: str) -> Any:
         """`bind`: plain "addr:port" strings and [bind] tables, in order. Returns
-        one dict of BIND keys per address, or _INVALID if any item is wrong."""
+        one dict of BIND keys per address, or INVALID if any item is wrong."""
         items = [raw] if isinstance(raw, (str, dict)) else raw
         if not isinstance(items, list) or not items:
             self.problem(path, f'expected an array of addresses such as ["*:80"], got {kind_of(raw)}')
-            return _INVALID
+            return INVALID
         binds: list[dict[str, Any]] = []
         reasons: list[str] = []
         valid = True
@@ -336,7 +309,7 @@ class _Loader:
         if reasons:
             # One line for every bad plain address, as `gproxy check` always said it.
             self.problem(path, "; ".join(reasons))
-        return binds if valid and not reasons else _INVALID
+        return binds if valid and not reasons else INVALID
 
     def check_bind(self, values: dict[str, Any], path: str) -> bool:
         """TLS keys need ssl = true, and ssl = true needs a certificate."""
@@ -352,13 +325,14 @@ class _Loader:
                     ok = False
         return ok
 
-    def unknown_key(self, path: str, key: str, section: Section) -> None:
+    def unknown_key(self, path: str, key: str, section: Section,  # type: ignore[override]
+                    siblings: tuple[Section, ...]) -> None:
         if section is PROXY and TIMEOUT.get(key) is not None:
             hint = f" (did you mean timeout = {{ {key} = ... }}?)"
         elif section is PROXY and SERVER.get(key) is not None:
             hint = " (a server setting: put it in a server table or in default_server)"
         else:
-            hint = _did_you_mean(key, section.keys())
+            hint = did_you_mean(key, section.keys())
         self.problem(path, "unknown key" + hint)
 
     def allowed(self, setting: Setting, kind: str, path: str) -> bool:
@@ -620,7 +594,7 @@ class _Loader:
             path = f"{proxy.path}.default_backend"
             backend = backends.get(target)
             if backend is None:
-                self.problem(path, f"no backend named {show(target)}{origin}" + _did_you_mean(target, list(backends)))
+                self.problem(path, f"no backend named {show(target)}{origin}" + did_you_mean(target, list(backends)))
             elif backend.mode != frontend.mode:
                 self.problem(path, f"backend {show(target)} is in {backend.mode} mode "
                              f"but this frontend is in {frontend.mode} mode{origin}")

@@ -79,6 +79,11 @@ class Section(SettingIndex[Setting]):
     doc: str
     settings: tuple[Setting, ...]
 
+    @property
+    def noun(self) -> str:
+        """How error messages name its tables ("missing: every server needs one")."""
+        return f"every {self.title}"
+
 
 TLS_VERSIONS = ("TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
