@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from gsuite import tomlfile
+from gsuite import config_load
 from gproxy.config.model import (
     BackendConfig,
     BindConfig,
@@ -79,17 +79,12 @@ _SECTION_HEADER_RE = re.compile(
 
 def load_file(path: str) -> Config:
     """Load and validate a TOML file; raise ConfigError listing every problem."""
-    text, problems = tomlfile.read_text(path)
-    if text is None:
-        raise ConfigError(problems)
-    return load_string(text, source=path)
+    return load_string(config_load.file_text(path, ConfigError), source=path)
 
 
 def load_string(text: str, source: str = "<string>") -> Config:
     """Load TOML text. Proxy ids follow the order of the sections in `text`."""
-    data, problems = tomlfile.parse(text, source)
-    if data is None:
-        raise ConfigError(problems)
+    data = config_load.document(text, source, ConfigError)
     return _Loader(source, _section_positions(text)).load(data)
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from gsuite.config_types import did_you_mean, show
 from gsuite.durations import format_duration
 from gsuite.snmp_config import SnmpConfig, parse_snmp
-from gsuite import tomlfile
+from gsuite import config_load
 from heartbeat.config.schema import (
     CLUSTER,
     DEFAULT_OP_TIMEOUT,
@@ -59,17 +59,12 @@ _TOP_KEYS = TOP_LEVEL.keys()
 
 def load_file(path: str) -> ClusterConfig:
     """Load and validate a cluster file; raise ConfigError listing every problem."""
-    text, problems = tomlfile.read_text(path)
-    if text is None:
-        raise ConfigError(problems)
-    return load_string(text, source=path)
+    return load_string(config_load.file_text(path, ConfigError), source=path)
 
 
 def load_string(text: str, source: str = "<string>") -> ClusterConfig:
     """Load TOML text (`source` names it in messages and in the config)."""
-    data, problems = tomlfile.parse(text, source)
-    if data is None:
-        raise ConfigError(problems)
+    data = config_load.document(text, source, ConfigError)
     return load_dict(data, source=source)
 
 
