@@ -3,8 +3,10 @@
 A type checks one raw TOML value and returns the parsed Python value, or
 raises ValueError with a reason a user can act on; `describe` names it in the
 generated docs. gproxy and heartbeat each declare their settings with these
-(their `schema` modules) and keep what is theirs alone on top: sections and
-nested tables, and file-format hooks such as gproxy's HAProxy words.
+(their `schema` modules, on gsuite.config_schema's `Setting`) and keep what is
+theirs alone on top: nested tables and arrays of them (walked by their
+loaders through gsuite.config_walk), and file-format hooks such as gproxy's
+HAProxy words.
 
 Nothing here knows about a daemon, so both may import it (DESIGN.md: gproxy
 and heartbeat never import each other).
