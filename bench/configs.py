@@ -26,6 +26,8 @@ MAXCONN = 10_000
 # connection plus a few of its own; maxconn is lowered (for both proxies) to fit.
 FDS_PER_CONNECTION = 2
 FDS_RESERVED = 200
+FDS_PER_PIPE = 2  # HAProxy's maxpipes defaults to maxconn / 4 when it splices
+CONNECTIONS_PER_PIPE = 4
 TIMEOUT_CONNECT = "5s"  # the spec's timeouts
 TIMEOUT_CLIENT = "50s"
 TIMEOUT_SERVER = "50s"
@@ -84,9 +86,13 @@ class Layout:
         return f"http://{self.host}:{self.ports[listener]}{path}"
 
 
-def maxconn_for(fd_limit: int) -> int:
-    """The largest maxconn up to MAXCONN that a process with `fd_limit` descriptors can honour."""
-    return max(1, min(MAXCONN, (fd_limit - FDS_RESERVED) // FDS_PER_CONNECTION))
+def maxconn_for(fd_limit: int, splice: bool = False) -> int:
+    """The largest maxconn up to MAXCONN that a process with `fd_limit` descriptors can honour.
+
+    With splicing, HAProxy also reserves a pipe (2 descriptors) per 4 connections.
+    """
+    per_connection = FDS_PER_CONNECTION + (FDS_PER_PIPE / CONNECTIONS_PER_PIPE if splice else 0)
+    return max(1, min(MAXCONN, int((fd_limit - FDS_RESERVED) // per_connection)))
 
 
 def nginx_conf(port: int, workdir: Path, tag: str, bulk_file: Path) -> str:
@@ -143,8 +149,13 @@ listen {name}
 {mode}{servers}"""
 
 
-def haproxy_cfg(layout: Layout, nbthread: int) -> str:
-    """The HAProxy 2.6 reference configuration (run with `haproxy -f FILE -db`)."""
+def haproxy_cfg(layout: Layout, nbthread: int, splice: bool = False) -> str:
+    """The HAProxy 2.6 reference configuration (run with `haproxy -f FILE -db`).
+
+    `splice` forces splicing on the tcp listener (HAProxy's default is not to
+    splice; gproxy splices a direction whose reads fill its buffer).
+    """
+    splicing = "    option splice-request\n    option splice-response\n" if splice else ""
     tcp_servers = "".join(f"    server n{index} {layout.host}:{port}\n"
                           for index, port in enumerate(layout.origins, start=1))
     return f"""# HAProxy reference for bench/run.py
@@ -168,7 +179,7 @@ defaults
 listen tcp
     mode tcp
     option tcplog
-    bind {layout.host}:{layout.ports["tcp"]}
+{splicing}    bind {layout.host}:{layout.ports["tcp"]}
     balance roundrobin
 {tcp_servers}"""
 

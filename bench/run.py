@@ -94,7 +94,7 @@ class Proxy:
             if binary is None:
                 raise Unavailable("haproxy is not installed (apt-get install haproxy)")
             path = workdir / "haproxy.cfg"
-            path.write_text(haproxy_cfg(layout, options.haproxy_threads))
+            path.write_text(haproxy_cfg(layout, options.haproxy_threads, options.haproxy_splice))
             _validate([binary, "-c", "-q", "-f", str(path)])
             return [binary, "-f", str(path), "-db"]
         binary = Path(options.gproxy)
@@ -388,6 +388,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="the gproxy executable (default: the project's virtualenv)")
     parser.add_argument("--gproxy-ref", metavar="REF",
                         help="measure gproxy as committed at this git ref (e.g. main), not the working tree")
+    parser.add_argument("--haproxy-splice", action="store_true",
+                        help="HAProxy splices on the tcp listener (option splice-request/response); "
+                             "its default does not")
     parser.add_argument("--haproxy-threads", type=int, default=HAPROXY_NBTHREAD,
                         help=f"HAProxy's nbthread (default {HAPROXY_NBTHREAD})")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON figures")
@@ -495,7 +498,8 @@ def main(argv: list[str] | None = None) -> int:
         machine = machine_facts(options.gproxy, options.haproxy_threads)
         machine["gproxy_source"] = source
         machine["fd_limit"] = raise_fd_limit()
-        options.maxconn = machine["maxconn"] = maxconn_for(machine["fd_limit"])
+        options.maxconn = machine["maxconn"] = maxconn_for(machine["fd_limit"], options.haproxy_splice)
+        machine["haproxy_splice"] = options.haproxy_splice
         print(f"bench: {render_machine(machine)}", flush=True)
         print(f"bench: gproxy from {source}; {options.rounds} rounds (HAProxy then gproxy), "
               f"{options.duration}s per wrk load, wrk -t{WRK_THREADS}; descriptor limit {machine['fd_limit']}, "

@@ -216,7 +216,8 @@ def render_machine(machine: dict[str, Any]) -> str:
     return (f"{machine.get('cpu_model', '?')}, {machine.get('cpus', '?')} cores (nothing pinned), "
             f"Linux {machine.get('kernel', '?')}, Python {machine.get('python', '?')}, "
             f"gevent {machine.get('gevent', '?')}, {machine.get('haproxy', '?')} (nbthread "
-            f"{machine.get('haproxy_nbthread', '?')}), {machine.get('nginx', '?')}, {machine.get('wrk', '?')}")
+            f"{machine.get('haproxy_nbthread', '?')}{', splicing' if machine.get('haproxy_splice') else ''}), "
+            f"{machine.get('nginx', '?')}, {machine.get('wrk', '?')}")
 
 
 def short_version(text: str, pattern: str, name: str) -> str:

@@ -137,3 +137,13 @@ def test_a_wrk_sample_counts_the_failed_requests_of_its_warm_up_too() -> None:
     assert sample.detail["cpu_percent"] == 50.0 and sample.detail["warmup"]["requests"] == 3000
     clean = run.wrk_sample(parse_wrk(WRK_SOCKET_ERRORS), value=1.0, cpu=0.0)
     assert clean.requests == 3000 and "warmup" not in clean.detail
+
+
+def test_haproxy_splices_on_the_tcp_listener_only_when_asked() -> None:
+    plain = configs.haproxy_cfg(LAYOUT, nbthread=1)
+    spliced = configs.haproxy_cfg(LAYOUT, nbthread=1, splice=True)
+    assert "splice" not in plain
+    tcp = spliced.split("listen tcp", 1)[1]
+    assert "option splice-request" in tcp and "option splice-response" in tcp
+    assert spliced.count("option splice-response") == 1
+    assert configs.maxconn_for(20_000, splice=True) == 7_920  # (20000 - 200) / 2.5: pipes need descriptors too

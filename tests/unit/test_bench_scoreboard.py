@@ -109,6 +109,7 @@ def test_the_machine_line_names_cpu_cores_kernel_and_versions() -> None:
                                       "nginx": "nginx 1.22.1", "wrk": "wrk 4.1.0"})
     assert line == ("AMD EPYC, 2 cores (nothing pinned), Linux 6.18, Python 3.11.7, gevent 26.9.0, "
                     "HAProxy 2.6.12 (nbthread 1), nginx 1.22.1, wrk 4.1.0")
+    assert "(nbthread 1, splicing)" in scoreboard.render_machine({"haproxy_nbthread": 1, "haproxy_splice": True})
 
 
 def test_response_heads_are_read_once_complete() -> None:
