@@ -1,6 +1,7 @@
 """`heartbeat run`, and the commands that talk to a running node's status
-socket (status, move, clear, standby, online, cleanup, maintenance), plus
-`agents install` and `simulate`. Registered in heartbeat.cli.COMMANDS."""
+socket (status, move, clear, standby, online, cleanup, maintenance, manage,
+unmanage), plus `agents install` and `simulate`. Registered in
+heartbeat.cli.COMMANDS."""
 
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from heartbeat.daemon import Node
     try:
         node = Node(config, name, ocf_root=args.ocf_root)
+        node.controller.set_make_before_break(make_before_break_ids(args.file))
         node.start()
     except (HeartbeatError, OSError, RuntimeError) as exc:
         print(f"heartbeat: {exc}", file=sys.stderr)
@@ -101,6 +103,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(stop, True))
     node._stop.wait()
     return EXIT_OK
+
+
+def make_before_break_ids(path: str) -> tuple[str, ...]:
+    """The resources the file marks `make_before_break = true` (the schema
+    validates the key; ResourceConfig does not carry it yet, so it is read
+    here from the file `load_file` just accepted)."""
+    import tomllib
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, ValueError):
+        return ()
+    items = data.get("resource", [])
+    return tuple(str(item["id"]) for item in items if isinstance(item, dict) and "id" in item
+                 and item.get("make_before_break") is True)
 
 
 def register_run(commands) -> None:
@@ -164,6 +181,12 @@ def cmd_maintenance(args) -> int:
     return _send(args, {"cmd": "maintenance", "on": args.state == "on"})
 
 
+def _manage(on: bool):
+    def handler(args) -> int:
+        return _send(args, {"cmd": "manage", "resource": args.resource, "on": on})
+    return handler
+
+
 def register_socket_commands(commands) -> None:
     from heartbeat.cli import add_socket_options
 
@@ -192,6 +215,9 @@ def register_socket_commands(commands) -> None:
         ("resource", "resource or group"), ("node?", "node (default: all)"))
     maint = add("maintenance", "cluster-wide maintenance mode", cmd_maintenance)
     maint.add_argument("state", choices=("on", "off"))
+    add("unmanage", "leave a resource or group alone: monitored and reported, never started, stopped or "
+        "recovered", _manage(False), ("resource", "resource or group"))
+    add("manage", "manage a resource or group again", _manage(True), ("resource", "resource or group"))
 
 
 # ---- agents, simulate ------------------------------------------------------------

@@ -119,6 +119,8 @@ class Controller:
         # DC state
         self._ids = itertools.count(1)
         self.steps: list[tuple[Action, ...]] = []
+        self._last_step: tuple[Action, ...] = ()
+        self._step_done_at = 0.0  # when the last result of the step in flight came back
         self.pending: dict[str, PendingAction] = {}
         self.transition_failed = False
         self.last_failover: dict | None = None
@@ -138,6 +140,10 @@ class Controller:
         # in the status (sticky: the DC soon stops one copy, the fact remains).
         self._rejoined: set[str] = set()
         self.split_brain: dict | None = None
+
+    def set_make_before_break(self, names) -> None:
+        """Resources named here move make-before-break too (those that can)."""
+        self.make_before_break = make_before_break_module.opted_in(self.config, names)
 
     # ---- membership and identity ------------------------------------------
     @property
@@ -461,6 +467,9 @@ class Controller:
             self._retransmit(now)
             return
         if self.steps and not self.transition_failed:
+            if (make_before_break_module.drains(self.steps[0], self._last_step, self.make_before_break)
+                    and (now - self._step_done_at) * 1000 < make_before_break_module.DRAIN_MS):
+                return  # the old node keeps the address a moment longer (make-before-break)
             self._start_step(self.steps.pop(0), now)
             return
         self.steps = []
@@ -494,6 +503,7 @@ class Controller:
             return
 
     def _start_step(self, step: tuple[Action, ...], now: float) -> None:
+        self._last_step = step
         for action in step:
             action_id = f"{self.local}:{self.generation}:a{next(self._ids)}"
             resource = self.config.resource(action.resource)
@@ -525,6 +535,8 @@ class Controller:
         pending = self.pending.pop(result.get("id"), None)
         if pending is None:
             return
+        if not self.pending:
+            self._step_done_at = self.clock()
         if result.get("failed"):
             self.transition_failed = True
 

@@ -72,7 +72,9 @@ class Recovery(str, Enum):
 
 
 # Actions the LRM understands; "probe" is a monitor with interval 0.
-ACTIONS = ("start", "stop", "monitor", "probe", "reload", "validate-all", "meta-data")
+# `quiesce` is ours, not OCF's: a make-before-break move asks the old node's
+# agent to stop taking new connections just before the new node takes over.
+ACTIONS = ("start", "stop", "monitor", "probe", "reload", "validate-all", "meta-data", "quiesce")
 MONITOR_ACTIONS = ("monitor", "probe")
 
 # LSB scripts know no parameters, so no meta-data or validate-all; reload is optional.

@@ -23,7 +23,7 @@ Rules:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping, Protocol, Sequence
 
 import gevent
@@ -40,7 +40,7 @@ log = logging.getLogger("heartbeat.lrm")
 
 DEFAULT_PROBE_TIMEOUT_MS = 20_000  # a resource without a monitor op is probed with this timeout
 STOP_MONITORS_GRACE_MS = 5_000  # stop_monitors() waits this long beyond the longest monitor timeout
-EXECUTE_ACTIONS = ("start", "stop", "monitor")
+EXECUTE_ACTIONS = ("start", "stop", "monitor", "quiesce")
 _SUCCESS_CODES = (OcfRc.SUCCESS, OcfRc.DEGRADED, OcfRc.DEGRADED_PROMOTED)
 # A probe answering "not installed" means "cannot be running here" (Pacemaker
 # treats it so); the rc is kept in the status for the scheduler to ban the node.
@@ -120,8 +120,8 @@ class LocalResourceManager:
         return result
 
     def execute(self, action: str, resource_id: str) -> ActionResult:
-        """Run start, stop or monitor now (after any action in flight on the
-        same resource) and return the result; it is not also passed to
+        """Run start, stop, monitor or quiesce now (after any action in flight
+        on the same resource) and return the result; it is not also passed to
         on_result. `monitor` of a resource that is not started is a probe
         (the result's action says "probe"). IllegalTransition if the
         lifecycle forbids the action (start of a failed resource)."""
@@ -130,6 +130,8 @@ class LocalResourceManager:
         entry = self._entry(resource_id)
         with entry.lock:
             config = entry.config
+            if action == "quiesce":
+                return self._quiesce(config)
             if action == "monitor":
                 if entry.state != ResourceState.STARTED:
                     timeout = config.monitor.timeout if config.monitor else DEFAULT_PROBE_TIMEOUT_MS
@@ -148,6 +150,22 @@ class LocalResourceManager:
             op = config.start if action == "start" else config.stop
             result = self._run(config, action, op.timeout, 0)
             self._settle(entry, result)
+        return result
+
+    def _quiesce(self, config: ResourceConfig) -> ActionResult:
+        """A make-before-break move is about to take the resource away: the
+        agent stops taking new work (ocf:gproxy:vip drops new connections).
+        The state does not change. An agent without the action (3, or an LSB
+        script) has nothing to do: that is a success, said in the reason, and
+        so is a failure (logged)."""
+        result = self._run(config, "quiesce", config.stop.timeout, 0)
+        if result.rc == OcfRc.ERR_UNIMPLEMENTED:
+            return replace(result, rc=OcfRc.SUCCESS, reason=f"no quiesce action ({result.reason})")
+        if not result.ok:
+            # Best effort: a failed quiesce costs at most the rare reset it was
+            # there to avoid; failing the move for it would cost more.
+            log.warning("%s: quiesce failed (%s): moving on without it", config.id, result.reason)
+            return replace(result, rc=OcfRc.SUCCESS, reason=f"quiesce failed, ignored ({result.reason})")
         return result
 
     def _run(self, config: ResourceConfig, action: str, timeout_ms: int, interval_ms: int) -> ActionResult:

@@ -13,12 +13,25 @@ detection), and every packet finds a node that serves it.
 resources that ask for it (`make_before_break = true`): when one stops on
 node A and starts on node B, the steps become
 
-    everything else -> clone starts on B -> start on B -> stop on A -> clone stops on A
+    everything else -> clone starts on B -> quiesce on A -> start on B -> stop on A -> clone stops on A
 
 so the service the address fronts runs on B before the address arrives
 there, and keeps running on A until the address has left (a standby or a
 failback stops or starts the clone in the same transition). A start that
 fails leaves the resource where it was: the stop never runs.
+
+`quiesce` (heartbeat's own action, not OCF's: agents without it succeed at
+once) tells A's agent to take no new connections: a client whose SYN reached
+A and whose next segment reached B (the gratuitous ARP arrived in between)
+would be reset by B; dropped at A, its SYN is sent again, to B (measured: one
+reset every 15 moves or so without it, none with it).
+
+The stop on A waits DRAIN_MS after the start on B succeeded (`drains`):
+requests that reached A just before B's gratuitous ARP turned the clients
+to B are still answered from A, which cannot send once the address is gone
+(measured: without the wait, a request in flight at the switch now and then
+got no answer at all). The agent's announcements (3 at 200 ms for
+ocf:gproxy:vip) and Linux's ARP locktime (1 s) keep clients on B meanwhile.
 
 Only a resource outside groups and order constraints can be moved so
 (`why_not` says why another cannot): its stop and start are ordered against
@@ -33,6 +46,8 @@ from dataclasses import replace
 from heartbeat.model import Action, ClusterConfig, OrderConstraint, Transition
 
 Steps = list[tuple[Action, ...]]
+
+DRAIN_MS = 500  # the old node keeps the address this long after the new one has it
 
 
 def why_not(config: ClusterConfig, rid: str) -> str | None:
@@ -74,6 +89,14 @@ def reorder(transition: Transition, config: ClusterConfig, resources: frozenset[
     return replace(transition, steps=tuple(steps), reasons=(*transition.reasons, *notes))
 
 
+def drains(step: tuple[Action, ...], previous: tuple[Action, ...], resources: frozenset[str]) -> bool:
+    """Whether `step` stops a make-before-break resource that `previous`
+    started on another node: it waits DRAIN_MS after `previous` finished."""
+    started = {(a.resource, a.node) for a in previous if a.kind == "start" and a.resource in resources}
+    return any(a.kind == "stop" and a.resource in resources and
+               any(rid == a.resource and node != a.node for rid, node in started) for a in step)
+
+
 def _reorder_one(steps: Steps, config: ClusterConfig, rid: str) -> tuple[Steps, str | None]:
     actions = [a for step in steps for a in step]
     starts = [a for a in actions if a.resource == rid and a.kind == "start"]
@@ -95,7 +118,9 @@ def _reorder_one(steps: Steps, config: ClusterConfig, rid: str) -> tuple[Steps, 
              and (a.resource, a.node) not in restarted_on_source}
     moved = {start, *stops} | before | after
     rest = _keep(steps, lambda a: a not in moved)
-    new = [*rest, *_keep(steps, before.__contains__), (start,), tuple(stops), *_keep(steps, after.__contains__)]
+    quiesce = tuple(Action("quiesce", rid, a.node) for a in stops)
+    new = [*rest, *_keep(steps, before.__contains__), quiesce, (start,), tuple(stops),
+           *_keep(steps, after.__contains__)]
     note = f"{rid}: make-before-break: start on {target} before stop on {', '.join(sorted(sources))}"
     return new, note
 

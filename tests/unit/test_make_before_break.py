@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from heartbeat.controller import Controller
-from heartbeat.model import (AgentSpec, Cib, ClusterConfig, ClusterStatus, GroupConfig, LocationConstraint,
+from heartbeat.model import (Action, AgentSpec, Cib, ClusterConfig, ClusterStatus, GroupConfig, LocationConstraint,
                              MoveConstraint, NodeConfig, OrderConstraint, ResourceConfig, ResourceState,
                              ResourceStatus)
 from heartbeat.policy import schedule
-from heartbeat.policy.make_before_break import opted_in, reorder, why_not
+from heartbeat.policy.make_before_break import DRAIN_MS, drains, opted_in, reorder, why_not
 
 NODES = (NodeConfig("n1", ("10.0.0.1",), 1), NodeConfig("n2", ("10.0.0.2",), 2))
 VIP = ResourceConfig("vip", AgentSpec("ocf", "gproxy", "vip"))
@@ -38,7 +38,7 @@ def test_a_move_starts_on_the_new_node_before_stopping_on_the_old():
     plain = schedule(cib, running(("vip", "n1"), ("proxy", "n1"), ("proxy", "n2")), 0.0)
     assert steps(plain) == [["stop vip on n1"], ["start vip on n2"]]
     moved = reorder(plain, cfg, frozenset({"vip"}))
-    assert steps(moved) == [["start vip on n2"], ["stop vip on n1"]]
+    assert steps(moved) == [["quiesce vip on n1"], ["start vip on n2"], ["stop vip on n1"]]
     assert moved.placement == plain.placement
     assert any("make-before-break" in r for r in moved.reasons)
 
@@ -57,7 +57,7 @@ def test_failback_starts_the_clone_on_the_returning_node_before_the_address():
     plain = schedule(Cib(cfg), running(("vip", "n2"), ("proxy", "n2")), 0.0)
     assert steps(plain) == [["stop vip on n2"], ["start vip on n1"], ["start proxy on n1"]]
     moved = reorder(plain, cfg, frozenset({"vip"}))
-    assert steps(moved) == [["start proxy on n1"], ["start vip on n1"], ["stop vip on n2"]]
+    assert steps(moved) == [["start proxy on n1"], ["quiesce vip on n2"], ["start vip on n1"], ["stop vip on n2"]]
 
 
 def test_standby_keeps_the_clone_on_the_old_node_until_the_address_left():
@@ -66,7 +66,7 @@ def test_standby_keeps_the_clone_on_the_old_node_until_the_address_left():
     plain = schedule(cib, running(("vip", "n1"), ("proxy", "n1"), ("proxy", "n2")), 0.0)
     assert steps(plain) == [["stop proxy on n1"], ["stop vip on n1"], ["start vip on n2"]]
     moved = reorder(plain, cfg, frozenset({"vip"}))
-    assert steps(moved) == [["start vip on n2"], ["stop vip on n1"], ["stop proxy on n1"]]
+    assert steps(moved) == [["quiesce vip on n1"], ["start vip on n2"], ["stop vip on n1"], ["stop proxy on n1"]]
 
 
 def test_a_failover_from_a_lost_node_is_a_plain_start():
@@ -106,6 +106,14 @@ def test_the_configuration_key_opts_in_when_the_model_carries_it():
     assert opted_in(config(resources=(flagged, PROXY))) == frozenset({"vip"})
 
 
+def test_only_the_stop_after_the_start_elsewhere_drains():
+    start, stop = Action("start", "vip", "n2"), Action("stop", "vip", "n1")
+    assert drains((stop,), (start,), frozenset({"vip"}))
+    assert not drains((stop,), (start,), frozenset())
+    assert not drains((stop,), (Action("start", "vip", "n1"),), frozenset({"vip"}))
+    assert not drains((Action("stop", "proxy", "n1"),), (stop,), frozenset({"vip"}))
+
+
 class Harness:
     def __init__(self, cib: Cib, names=("vip",)):
         self.now = 1000.0
@@ -115,6 +123,11 @@ class Harness:
                                      execute=lambda i, k, r: self.executed.append((i, k, r)),
                                      clock=lambda: self.now, schedule=schedule, make_before_break=frozenset(names))
         self.controller.set_online(frozenset({"n1", "n2"}))
+
+    def finish_quiesce(self) -> None:
+        action_id, kind, resource = self.executed[-1]
+        assert kind == "quiesce"
+        self.controller.action_done(action_id, kind, resource, 0, "ok", ResourceState.STARTED, False)
 
     def report(self, node: str, *resources: str, seq: int = 1) -> None:
         self.controller.on_message("hb", node, {"lrm_seq": seq, "cib_version": list(
@@ -128,14 +141,23 @@ def test_the_controller_runs_the_start_on_the_new_node_then_the_stop_on_the_old(
                                    ResourceStatus("proxy", "n1", ResourceState.STARTED)])
     h.report("n2", "proxy")
     h.controller.pulse()
+    assert [(k, r) for _, k, r in h.executed] == [("quiesce", "vip")]  # no new connections on n1
+    h.finish_quiesce()
+    h.controller.pulse()
     actions = [(b["kind"], b["resource"], to) for k, b, to in h.sent if k == "action"]
-    assert actions == [("start", "vip", "n2")] and h.executed == []
+    assert actions == [("start", "vip", "n2")]
     action_id = next(b["id"] for k, b, _ in h.sent if k == "action")
     h.controller.on_message("result", "n2", {"id": action_id, "rc": 0, "failed": False, "lrm_seq": 2,
                                               "resources": [{"resource": "vip", "state": "started"},
                                                             {"resource": "proxy", "state": "started"}]})
     h.controller.pulse()
-    assert [(k, r) for _, k, r in h.executed] == [("stop", "vip")]
+    assert len(h.executed) == 1  # the old node keeps the address while requests in flight there finish
+    h.now += DRAIN_MS / 1000 - 0.01
+    h.controller.pulse()
+    assert len(h.executed) == 1
+    h.now += 0.02
+    h.controller.pulse()
+    assert [(k, r) for _, k, r in h.executed] == [("quiesce", "vip"), ("stop", "vip")]
 
 
 def test_a_failed_start_on_the_new_node_leaves_the_address_where_it_was():
@@ -143,6 +165,8 @@ def test_a_failed_start_on_the_new_node_leaves_the_address_where_it_was():
     h.controller.set_local_status([ResourceStatus("vip", "n1", ResourceState.STARTED),
                                    ResourceStatus("proxy", "n1", ResourceState.STARTED)])
     h.report("n2", "proxy")
+    h.controller.pulse()
+    h.finish_quiesce()
     h.controller.pulse()
     action_id = next(b["id"] for k, b, _ in h.sent if k == "action")
     # The result carries the fail count (INFINITY after a failed start): n2 is banned at once.
@@ -152,7 +176,7 @@ def test_a_failed_start_on_the_new_node_leaves_the_address_where_it_was():
                                               "failures": [{"resource": "vip", "count": 1_000_000, "at": h.now,
                                                             "rc": 1}]})
     h.controller.pulse()
-    assert h.executed == []  # the transition failed: the stop on n1 never ran
+    assert [k for _, k, _ in h.executed] == ["quiesce"]  # the transition failed: the stop on n1 never ran
     assert [b["kind"] for k, b, _ in h.sent if k == "action"][-1] == "stop"  # only the failed copy on n2
 
 

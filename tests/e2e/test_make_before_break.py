@@ -1,0 +1,245 @@
+"""Moves and failbacks that lose nothing: gproxy cloned on both nodes, only
+the VIP moving, make-before-break (the VIP comes up, with gratuitous ARP, on
+the new node before it leaves the old one, as keepalived moves its address).
+
+Two heartbeat nodes in network namespaces; ocf:gproxy:vip for the address
+(Debian's IPaddr2 would do too: without `run_arping` it adds an address
+present elsewhere on the segment, and with it its `arping -D` refuses the
+start, "IPv4 address collision"), ocf:gproxy:gproxy cloned (clone_max 0).
+A client in the root namespace sends requests back to back (a new connection
+per request, and one keep-alive series) while the VIP is moved 5 times, the
+preferred node goes to standby and back online, crashes (a failover: those
+losses are counted apart) and returns (the failback); every request of the
+moves, the standby cycle and the failback must succeed. The figures are printed
+(pytest -s) and recorded in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+from harness import BackendProcess, free_port
+from netns import Lab
+from test_cluster import OK, PROXY_PORT, VENV_BIN, WHY, Cluster, vip_get, wait_served
+from vip_load import VipLoad
+
+pytestmark = pytest.mark.skipif(not OK, reason=WHY)
+
+MOVES = 5
+
+
+def cloned_cluster_toml(cluster: Cluster, tmp: Path, *, deadtime: str = "1s", make_before_break: bool = True,
+                        ) -> str:
+    """The two nodes of the spec, the VIP alone (preferring esup-proxy-1) and
+    gproxy cloned on every node; nothing orders them (the clone already runs
+    where the VIP arrives)."""
+    lab = cluster.lab
+    node = "{node}"
+    vip: dict = {"id": "vip", "agent": "ocf:gproxy:vip",
+                 "params": {"ip": cluster.vip, "cidr_netmask": "24", "nic": "eth0", "arp_count": "3"},
+                 "monitor": {"interval": "1s", "timeout": "10s"}}
+    if make_before_break:
+        vip["make_before_break"] = True
+    return tomli_w.dumps({
+        "cluster": {"name": "esup-proxy", "keepalive": "200ms", "warntime": "500ms", "deadtime": deadtime,
+                    "initdead": "2s", "port": 694, "auth_key_file": str(tmp / "authkey"),
+                    "auto_failback": True, "status_socket": f"{tmp}/{node}.sock",
+                    "state_dir": f"{tmp}/state-{node}"},
+        "node": [{"name": name, "addresses": [address]} for name, address in zip(cluster.names, lab.addresses)],
+        "resource": [vip, {
+            "id": "proxy", "agent": "ocf:gproxy:gproxy", "clone_max": 0,
+            "params": {"config": f"{tmp}/gproxy-{node}.toml", "gproxy": f"{VENV_BIN}/gproxy",
+                       "pidfile": f"{tmp}/gproxy-{node}.pid", "socket": f"{tmp}/gproxy-{node}.sock"},
+            "monitor": {"interval": "1s", "timeout": "10s"}}],
+        "constraint": [{"kind": "location", "resource": "vip", "node": cluster.names[0], "score": 100}],
+    })
+
+
+class ClonedCluster(Cluster):
+    """test_cluster's Cluster (processes, sockets, logs) with the cloned layout."""
+
+    def __init__(self, tmp: Path, lab: Lab, backends: list[BackendProcess], **options):
+        super().__init__(tmp, lab, backends)
+        self.path.write_text(cloned_cluster_toml(self, tmp, **options))
+
+    def placement(self, index: int) -> tuple[str | None, list[str]]:
+        """(node holding the VIP, nodes running the proxy clone) as node `index` sees it."""
+        resources = {r["id"]: r for r in self.status(index)["resources"]}
+        vip = resources["vip"]
+        return (vip["node"] if vip["state"] == "started" else None,
+                (resources["proxy"].get("clone") or {}).get("nodes", []))
+
+    def wait_vip(self, index: int, node: str, timeout: float = 30) -> None:
+        """Until the VIP is on `node` alone (the old node drops it DRAIN_MS later) and the clone everywhere."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            try:
+                last = self.placement(index)
+                if last == (node, list(self.names)) and self.holders() == [node]:
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"VIP not on {node} alone with the clone on both nodes: {last}, held by "
+                             f"{self.holders()}\n{self.logs()}")
+
+    def holders(self) -> list[str]:
+        """Nodes whose eth0 holds the VIP now."""
+        return [name for i, name in enumerate(self.names)
+                if f"inet {self.vip}/" in self.lab.run(i, ["ip", "-4", "addr", "show", "eth0"]).stdout]
+
+
+@pytest.fixture
+def cloned(tmp_path):
+    made: list[tuple[ClonedCluster, Lab, list[BackendProcess]]] = []
+
+    def make(**options) -> ClonedCluster:
+        lab = Lab(2)
+        backends: list[BackendProcess] = []
+        try:
+            for name in ("ents1", "ents2"):
+                backends.append(BackendProcess(name, free_port(), host=lab.gateway).start())
+            cluster = ClonedCluster(tmp_path, lab, backends, **options)
+        except Exception:
+            for backend in backends:
+                backend.stop()
+            lab.close()
+            raise
+        made.append((cluster, lab, backends))
+        return cluster
+
+    yield make
+    for cluster, lab, backends in made:
+        cluster.stop()
+        for backend in backends:
+            backend.stop()
+        lab.close()
+
+
+def print_figures(title: str, figures: dict) -> None:
+    print(f"\n{title}")
+    for phase, modes in figures.items():
+        for mode, c in modes.items():
+            print(f"  {phase:>9} {mode:>9}: {c['requests']:5d} requests, {c['failed']} failed, {c['retried']} "
+                  f"retried on a new connection, slowest {c['slowest_s']:.3f}s"
+                  + (f"; first failures {c['failures'][:3]}" if c["failures"] else ""))
+
+
+def test_moves_and_failback_lose_no_request(cloned):
+    cluster = cloned()
+    first, second = cluster.names
+    cluster.start(0)
+    cluster.start(1)
+    cluster.wait_vip(1, first)
+    assert vip_get(cluster.vip, timeout=2) in ("ents1", "ents2")
+    load = VipLoad(cluster.vip, PROXY_PORT, timeout=3.0).start()
+    took: dict[str, list[float]] = {"move": [], "standby": [], "failback": []}
+    try:
+        time.sleep(1)
+        load.phase("moves")
+        for i in range(MOVES):
+            target = cluster.names[(i + 1) % 2]
+            began = time.monotonic()
+            assert cluster.ask(i % 2, {"cmd": "move", "resource": "vip", "node": target}) == {"ok": True}
+            cluster.wait_vip(0, target)
+            took["move"].append(time.monotonic() - began)
+            assert cluster.holders() == [target]
+            time.sleep(1)
+        assert cluster.ask(0, {"cmd": "clear", "resource": "vip"}) == {"ok": True}
+        cluster.wait_vip(0, first)  # back to its preferred node, make-before-break too
+        time.sleep(1)
+        # Planned work on the preferred node: standby (the VIP leaves, then the clone stops there), online.
+        load.phase("standby")
+        began = time.monotonic()
+        assert cluster.ask(1, {"cmd": "standby", "node": first}) == {"ok": True}
+        _wait_placement(cluster, (second, [second]))
+        took["standby"].append(time.monotonic() - began)
+        time.sleep(1)
+        began = time.monotonic()
+        assert cluster.ask(1, {"cmd": "online", "node": first}) == {"ok": True}
+        cluster.wait_vip(1, first)
+        took["standby"].append(time.monotonic() - began)
+        time.sleep(1)
+        # The preferred node crashes (a failover: requests are lost there, counted apart), then returns.
+        load.phase("crash")
+        time.sleep(0.2)  # the requests begun before, in the standby phase, are answered
+        cluster.lab.crash(0)
+        _wait_placement(cluster, (second, [second]))
+        wait_served(cluster.vip)
+        time.sleep(load.timeout + 0.5)  # the requests caught by the crash time out in the crash phase
+        load.phase("failback")
+        reboot(cluster.lab, 0)
+        returned = time.monotonic()
+        cluster.start(0)
+        cluster.wait_vip(1, first)
+        took["failback"].append(time.monotonic() - returned)
+        assert cluster.holders() == [first]
+        time.sleep(1)
+    finally:
+        figures = load.stop()
+    print_figures(f"make-before-break: moves {', '.join(f'{t:.2f}' for t in took['move'])} s; standby and online "
+                  f"{', '.join(f'{t:.2f}' for t in took['standby'])} s; failback "
+                  f"{took['failback'][0]:.2f}s after heartbeat restarted on the preferred node", figures)
+    for phase in ("moves", "standby", "failback"):
+        for mode in ("close", "keepalive"):
+            counts = figures[phase][mode]
+            assert counts["requests"] > 50, (phase, mode, counts)
+            assert counts["failed"] == 0, (phase, mode, counts["failures"])
+
+
+def reboot(lab: Lab, index: int) -> None:
+    """A crashed node comes back as from a reboot: a fresh network namespace
+    (same name, address and bridge port) without the dead kernel's TCP state
+    (its orphaned sockets would answer the clients' segments with challenge
+    ACKs instead of resets) nor its queued datagrams, and without the VIP."""
+    ns, veth, address = lab.namespaces[index], lab.veths[index], lab.addresses[index]
+    # A bridge takes the lowest MAC of its ports: pinned, the client's address keeps its MAC in the nodes' caches.
+    mac = Path(f"/sys/class/net/{lab.bridge}/address").read_text().strip()
+    subprocess.run(["ip", "link", "set", lab.bridge, "address", mac], check=True)
+    for pid in lab.pids(index):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    subprocess.run(["ip", "netns", "del", ns], check=False)
+    subprocess.run(["ip", "link", "del", veth], capture_output=True, check=False)
+    for argv in (["netns", "add", ns], ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
+                 ["link", "set", veth, "master", lab.bridge, "up"],
+                 ["-n", ns, "addr", "add", f"{address}/24", "dev", "eth0"],
+                 ["-n", ns, "link", "set", "eth0", "up"], ["-n", ns, "link", "set", "lo", "up"]):
+        subprocess.run(["ip", *argv], check=True, capture_output=True)
+
+
+def _wait_placement(cluster: ClonedCluster, expected: tuple[str, list[str]], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = cluster.placement(1)
+            if last == expected:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"placement {last}, expected {expected}\n{cluster.logs()}")
+
+
+def test_without_make_before_break_a_move_stops_first(cloned):
+    """The control: the same cluster without the setting breaks before it makes."""
+    cluster = cloned(make_before_break=False)
+    cluster.start(0)
+    cluster.start(1)
+    cluster.wait_vip(1, cluster.names[0])
+    assert cluster.ask(0, {"cmd": "move", "resource": "vip", "node": cluster.names[1]}) == {"ok": True}
+    cluster.wait_vip(0, cluster.names[1])
+    log = (cluster.tmp / f"{cluster.names[0]}.log").read_text()
+    assert "make-before-break" not in log
+    assert wait_served(cluster.vip) < 10
