@@ -362,11 +362,30 @@ class Node:
         self.start()
         self._stop.wait()
 
+    def left_running(self) -> frozenset[str]:
+        """Resources a stop of this node leaves running: all of them in
+        maintenance mode, else the unmanaged ones (and their groups' members).
+        So heartbeat itself can be restarted (upgraded) under running services."""
+        cib = self.controller.cib
+        if cib.maintenance:
+            return frozenset(r.id for r in self.config.resources)
+        names: set[str] = set()
+        for rid in cib.unmanaged:
+            group = self.config.group(rid)
+            names.update(group.resources if group else (rid,))
+        return frozenset(names)
+
     def stop(self, stop_resources: bool = True) -> None:
         """Leave the cluster: stop local resources (in reverse order) so that
-        the others can take them, then stop talking."""
+        the others can take them, then stop talking. Resources heartbeat does
+        not manage now (maintenance mode, unmanaged) are left running."""
         if stop_resources:
+            kept = self.left_running()
             for res in reversed(self.config.resources):
+                if res.id in kept:
+                    if self._state_of(res.id) == ResourceState.STARTED:
+                        self.log(f"stop: {res.id} is left running (not managed now)")
+                    continue
                 if self._state_of(res.id) in (ResourceState.STARTED, ResourceState.FAILED):
                     self.lrm.execute("stop", res.id)
         if self.notifier is not None:

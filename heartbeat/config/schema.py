@@ -199,8 +199,8 @@ RESOURCE = Section("resource", "[[resource]]", "every [[resource]]", (
             "copy per node (0: on every node). Unset: on one node. For a group member, set it on the group.",
             pacemaker="clone meta clone-max"),
     Setting("make_before_break", Bool(), "When it moves, start it on the new node before stopping it on the "
-            "old one (a VIP in front of a cloned service: no request lost). Only for a resource outside groups "
-            "and order constraints.", False),
+            "old one (a VIP in front of a cloned service: no request lost). Only for a resource outside groups, "
+            "ordered against nothing but clones.", False),
     Setting("managed", Bool(), "`false`: heartbeat never starts, stops or recovers it, keeps monitoring it "
             "and reports its failures (status shows it unmanaged); as `heartbeat unmanage`, but from the file, "
             "so `heartbeat manage` cannot undo it.", True, pacemaker="meta is-managed"),

@@ -33,9 +33,10 @@ to B are still answered from A, which cannot send once the address is gone
 got no answer at all). The agent's announcements (3 at 200 ms for
 ocf:gproxy:vip) and Linux's ARP locktime (1 s) keep clients on B meanwhile.
 
-Only a resource outside groups and order constraints can be moved so
-(`why_not` says why another cannot): its stop and start are ordered against
-nothing else. Pure: no I/O, no clock.
+Only a resource outside groups, ordered against nothing but clones, can be
+moved so (`why_not` says why another cannot): "order the clone then the
+VIP" is what the rewrite does anyway (clone starts on B before, clone stops
+on A after), any other order would be broken by it. Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -62,7 +63,9 @@ def why_not(config: ClusterConfig, rid: str) -> str | None:
         return f"{rid}: a member of group {group.id} stops and starts in the group's order"
     for c in config.constraints:
         if isinstance(c, OrderConstraint) and rid in (c.first, c.then):
-            return f"{rid}: order constraint {c.id} orders its stop and start"
+            other = c.then if c.first == rid else c.first
+            if config.clone_max_of(other) is None:
+                return f"{rid}: order constraint {c.id} orders its stop and start"
     return None
 
 

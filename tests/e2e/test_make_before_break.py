@@ -38,8 +38,8 @@ MOVES = 5
 def cloned_cluster_toml(cluster: Cluster, tmp: Path, *, deadtime: str = "1s", make_before_break: bool = True,
                         ) -> str:
     """The two nodes of the spec, the VIP alone (preferring esup-proxy-1) and
-    gproxy cloned on every node; nothing orders them (the clone already runs
-    where the VIP arrives)."""
+    gproxy cloned on every node; the VIP runs where a copy of the clone runs,
+    and starts after it."""
     lab = cluster.lab
     node = "{node}"
     vip: dict = {"id": "vip", "agent": "ocf:gproxy:vip",
@@ -58,7 +58,9 @@ def cloned_cluster_toml(cluster: Cluster, tmp: Path, *, deadtime: str = "1s", ma
             "params": {"config": f"{tmp}/gproxy-{node}.toml", "gproxy": f"{VENV_BIN}/gproxy",
                        "pidfile": f"{tmp}/gproxy-{node}.pid", "socket": f"{tmp}/gproxy-{node}.sock"},
             "monitor": {"interval": "1s", "timeout": "10s"}}],
-        "constraint": [{"kind": "location", "resource": "vip", "node": cluster.names[0], "score": 100}],
+        "constraint": [{"kind": "location", "resource": "vip", "node": cluster.names[0], "score": 100},
+                       {"kind": "colocation", "resource": "vip", "with": "proxy"},
+                       {"kind": "order", "first": "proxy", "then": "vip"}],
     })
 
 

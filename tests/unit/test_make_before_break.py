@@ -98,6 +98,8 @@ def test_group_members_clones_and_ordered_resources_cannot_opt_in():
     assert why_not(cfg, "c") is not None and why_not(cfg, "nope") == "nope: no such resource"
     assert opted_in(cfg, ("a", "vip", "proxy", "c")) == frozenset()
     assert opted_in(config(), ("vip",)) == frozenset({"vip"})
+    # Ordered after the clone it fronts (the recommended layout): allowed.
+    assert why_not(config(constraints=(OrderConstraint("o", "proxy", "vip"),)), "vip") is None
 
 
 def test_the_configuration_key_opts_in_when_the_model_carries_it():
