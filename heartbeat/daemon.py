@@ -370,7 +370,7 @@ class Node:
         if cib.maintenance:
             return frozenset(r.id for r in self.config.resources)
         names: set[str] = set()
-        for rid in cib.unmanaged:
+        for rid in cib.unmanaged | self.config.configured_unmanaged():
             group = self.config.group(rid)
             names.update(group.resources if group else (rid,))
         return frozenset(names)
