@@ -153,3 +153,37 @@ def test_an_unmanaged_resource_is_monitored_and_not_recovered(cloned):
     cli(cluster, 1, "manage", "proxy")
     wait_for("proxy recovered on the second node", lambda: alive(gproxy_pids(cluster)[second])
              and cluster.placement(0)[1] == [first, second], cluster=cluster)
+
+
+def test_managed_false_in_the_file_is_monitored_and_never_recovered(cloned):
+    import tomllib
+
+    import tomli_w
+    cluster = cloned()
+    first, second = cluster.names
+    data = tomllib.loads(cluster.path.read_text())
+    data["resource"].append({"id": "batch", "agent": "ocf:heartbeat:Dummy", "managed": False,
+                             "params": {"state": f"{cluster.tmp}/batch-{{node}}.state"},
+                             "monitor": {"interval": "1s", "timeout": "10s"}})
+    cluster.path.write_text(tomli_w.dumps(data))
+    state = cluster.tmp / f"batch-{first}.state"
+    state.write_text("")  # started by hand before heartbeat: the probe finds it running
+    cluster.start(0)
+    cluster.start(1)
+    cluster.wait_vip(1, first)
+
+    def batch():
+        return next(r for r in cluster.status(1)["resources"] if r["id"] == "batch")
+
+    found = batch()
+    assert found["managed"] is False and found["state"] == "unmanaged" and found["node"] == first
+    state.unlink()  # it stops behind heartbeat's back
+    failed = wait_for("the monitor's failure reported", lambda: batch()["fail_counts"][first] >= 1 and batch(),
+                      cluster=cluster)
+    assert failed["last_failure"]["node"] == first and failed["state"] == "unmanaged"
+    time.sleep(3)
+    assert not state.exists() and not (cluster.tmp / f"batch-{second}.state").exists()  # neither recovered nor moved
+    # A file setting cannot be undone at run time.
+    result = subprocess.run([sys.executable, "-m", "heartbeat", "manage", "batch", "-s", cluster.socket(0)],
+                            capture_output=True, text=True, cwd=REPO, timeout=30)
+    assert result.returncode == 1 and "batch" in result.stderr
