@@ -21,15 +21,17 @@ import struct
 import sys
 import time
 import traceback
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import gevent
 import gevent.event
 from gevent import socket as gsocket
-from gevent import ssl
 
 from gproxy.config.model import HttpCheck
 from gproxy.health import CheckOutcome, CheckStatus
+
+if TYPE_CHECKING:  # imported when a check uses TLS only: OpenSSL costs a process 4 MiB
+    import ssl
 
 # We only need the status line; a longer first line is not HTTP.
 MAX_STATUS_LINE = 16384  # HAProxy's tune.bufsize
@@ -121,7 +123,7 @@ def run_check(
         if tls is not None:
             try:
                 sock = tls.wrap_socket(sock, server_hostname=server_hostname)
-            except (TimeoutError, ssl.SSLError, OSError, ValueError) as exc:
+            except (TimeoutError, OSError, ValueError) as exc:  # ssl.SSLError is an OSError
                 timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc)
                 reason = getattr(exc, "reason", None) or str(exc)
                 return CheckOutcome(CheckStatus.L6TOUT if timed_out else CheckStatus.L6RSP, None,

@@ -18,8 +18,7 @@ import gevent
 from gproxy.config.model import Address, BindConfig
 from gproxy.errors import GproxyError
 from gproxy.proxy_protocol import NEED_DATA, ProxyHeader, ProxyHeaderError, parse_header
-from gproxy.tls import HANDSHAKE_ABORTED, HANDSHAKE_CLOSED, HANDSHAKE_TIMEOUT, HandshakeError
-from gproxy.tls import accept as tls_accept
+# gproxy.tls (and OpenSSL, 4 MiB a process) is imported by the binds that use TLS only.
 
 LISTEN_BACKLOG = 1024
 
@@ -151,17 +150,21 @@ def accept_preamble(sock: Any, address: tuple[str, int], listener: Listener, tim
         if listener.tls is None:
             return Accepted(sock, client, local, tls=False)
         phase = "ssl"
+        from gproxy import tls
         try:
-            wrapped = tls_accept(sock, listener.tls, None)
-        except HandshakeError as exc:
+            wrapped = tls.accept(sock, listener.tls, None)
+        except tls.HandshakeError as exc:
             raise PreambleError(exc.reason, "ssl", empty=exc.empty, detail=exc.detail) from None
         return Accepted(wrapped, client, local, tls=True)
     except gevent.Timeout as exc:
         if exc is not deadline:
             raise
+        if kind == "proxy" and phase != "ssl":
+            raise PreambleError(PROXY_TIMEOUT, kind, empty=phase == "empty") from None
+        from gproxy.tls import HANDSHAKE_TIMEOUT
         if phase == "ssl":
             raise PreambleError(HANDSHAKE_TIMEOUT, "ssl") from None
-        reason = PROXY_TIMEOUT if kind == "proxy" else HANDSHAKE_TIMEOUT
+        reason = HANDSHAKE_TIMEOUT
         raise PreambleError(reason, kind, empty=phase == "empty") from None
     finally:
         deadline.cancel()
@@ -174,10 +177,16 @@ def _wait_first_byte(sock: Any, kind: str) -> None:
     try:
         first = sock.recv(1, socket.MSG_PEEK)
     except OSError as exc:
-        reason = PROXY_ABORTED if kind == "proxy" else HANDSHAKE_ABORTED
+        reason = PROXY_ABORTED if kind == "proxy" else _tls_reason("HANDSHAKE_ABORTED")
         raise PreambleError(reason, kind, empty=True, detail=exc.strerror or "") from None
     if not first:
-        raise PreambleError(PROXY_EMPTY if kind == "proxy" else HANDSHAKE_CLOSED, kind, empty=True)
+        raise PreambleError(PROXY_EMPTY if kind == "proxy" else _tls_reason("HANDSHAKE_CLOSED"), kind, empty=True)
+
+
+def _tls_reason(name: str) -> str:
+    """One of gproxy.tls's handshake failure wordings (loaded: the bind has TLS)."""
+    from gproxy import tls
+    return getattr(tls, name)
 
 
 def matching_listener(listeners: tuple[Listener, ...], sockname: tuple) -> Listener | None:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import errno
 import socket as _stdsocket
+import sys
 from typing import Any
 
 from gevent import socket
-from gevent import ssl
 
 RECV_SIZE = 65536
 # Connect errors that mean "this server is not there": retry/redispatch.
@@ -46,7 +46,7 @@ def connect(host: str, port: int, timeout_ms: int, tls: Any = None, server_hostn
     except socket.timeout:
         sock.close()
         raise ConnectFailed("SSL handshake timed out", timed_out=True) from None
-    except (ssl.SSLError, OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
         sock.close()
         detail = getattr(exc, "reason", None) or getattr(exc, "strerror", None) or str(exc)
         raise ConnectFailed(f"SSL handshake failure ({detail})", timed_out=False) from None
@@ -129,6 +129,13 @@ class IdleConnection:
         close_quietly(self.sock)
 
 
+def is_tls(sock) -> bool:
+    """A TLS socket? Asked without importing the ssl module (OpenSSL costs a
+    process 4 MiB): no TLS socket exists before something imported it."""
+    tls = sys.modules.get("gevent.ssl")
+    return tls is not None and isinstance(sock, tls.SSLSocket)
+
+
 def close_quietly(sock) -> None:
     if sock is None:
         return
@@ -140,7 +147,7 @@ def close_quietly(sock) -> None:
 
 def shutdown_write(sock) -> None:
     try:
-        if isinstance(sock, ssl.SSLSocket):
+        if is_tls(sock):
             # SSLSocket.shutdown() forgets the TLS layer, and the other
             # direction still reads through it: half-close the TCP socket only.
             socket.socket.shutdown(sock, socket.SHUT_WR)

@@ -15,9 +15,9 @@ import random
 import socket
 import sys
 from functools import partial
-from typing import Callable
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Callable, Mapping
 
-import gevent
 from gevent.event import Event
 from gevent.pool import Group
 
@@ -39,7 +39,9 @@ from gproxy.runtime_api.server import StatsSocketServer, process_facts
 from gproxy.stats_page.routes import LocalRoutes
 from gproxy.tcp_proxy import TcpSession
 from gproxy.proxy_protocol import check_preamble
-from gproxy.tls import TlsContexts, build_contexts
+
+if TYPE_CHECKING:
+    from gproxy.tls import TlsContexts
 
 GRACEFUL_STOP_TIMEOUT = 30.0  # seconds a soft stop waits for connections
 
@@ -125,7 +127,7 @@ class Gproxy:
         validates the new configuration with gproxy.tls.build_contexts first)."""
         if contexts is None and self.tls is not None:
             return
-        self.tls = contexts or build_contexts(self.config)
+        self.tls = contexts or _build_tls(self.config)
         for backend in self.backends.values():
             for server in backend.servers:
                 server.tls = self.tls.servers.get((backend.name, server.name))
@@ -413,6 +415,23 @@ class Gproxy:
             sink.flush()
             sink.close()
         self._stopped.set()
+
+
+class _NoTls:
+    """The TLS contexts of a configuration without TLS: none (see _build_tls)."""
+
+    binds: Mapping[tuple[str, int], object] = MappingProxyType({})
+    servers: Mapping[tuple[str, str], object] = MappingProxyType({})
+
+
+def _build_tls(config: Config) -> "TlsContexts | _NoTls":
+    """gproxy.tls.build_contexts, imported only when a bind or a server uses
+    TLS: the ssl module and OpenSSL cost every process about 4 MiB."""
+    if not any(bind.ssl for fe in config.frontends.values() for bind in fe.listeners) and \
+            not any(server.ssl for be in config.backends.values() for server in be.servers):
+        return _NoTls()
+    from gproxy.tls import build_contexts
+    return build_contexts(config)
 
 
 def _shutdown_client(sock) -> None:

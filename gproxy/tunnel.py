@@ -25,10 +25,9 @@ import os
 
 import gevent
 from gevent import socket
-from gevent import ssl
 from gevent.hub import Waiter, get_hub
 
-from gproxy.netio import RECV_SIZE, send_all, shutdown_write
+from gproxy.netio import RECV_SIZE, is_tls, send_all, shutdown_write
 
 # os.splice() is Linux only; a direction switches to it after a read that
 # filled the whole buffer, i.e. for bulk transfers, where keeping the bytes
@@ -68,7 +67,7 @@ def relay(client, server, timeout: float, leftover_client: bytes = b"",
     if leftover_server:
         send_all(client, leftover_server)
         result.down += len(leftover_server)
-    if isinstance(client, ssl.SSLSocket) or isinstance(server, ssl.SSLSocket):
+    if is_tls(client) or is_tls(server):
         _relay_greenlets(client, server, timeout, result)
     else:
         _EventRelay(client, server, timeout, result).run()

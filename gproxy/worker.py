@@ -136,7 +136,7 @@ class Worker:
         if spec.state_text:
             for line in restore_state(proxy, spec.state_text, proxy.clock.wall()):
                 self.log(f"server state restored: {line}")
-        _preload()
+        _preload(proxy)
         for sock in spec.tcp.values():
             sock.listen(LISTEN_BACKLOG)  # the master binds without listening (master_sockets); again is harmless
         proxy.start()
@@ -215,11 +215,16 @@ class Worker:
 
 # Imported on first use somewhere in the proxy: loaded before a chroot hides them.
 _LAZY_MODULES = ("encodings.idna", "gproxy.tunnel", "ipaddress")
+# The stats page's authentication (hashlib loads OpenSSL: not for every process).
+_STATS_PAGE_MODULES = ("hmac",)
 
 
-def _preload() -> None:
+def _preload(proxy: Gproxy) -> None:
     import importlib
-    for name in _LAZY_MODULES:
+    lazy = _LAZY_MODULES
+    if any(fe.local_routes is not None for fe in proxy.frontends.values()):
+        lazy += _STATS_PAGE_MODULES
+    for name in lazy:
         importlib.import_module(name)
     gevent.get_hub().resolver  # noqa: B018 - created (and its module imported) now
     import time

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qsl
@@ -75,6 +74,8 @@ def authorized(settings: StatsSettings, authorization: bytes | None) -> bool:
         given = base64.b64decode(encoded.strip(), validate=True)
     except (binascii.Error, ValueError):
         return False
+    import hmac  # here: hashlib loads OpenSSL's libcrypto, which a process without auth does not need
+
     matched = False
     for credential in settings.auth:
         matched |= hmac.compare_digest(given, credential.encode("utf-8"))
