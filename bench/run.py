@@ -188,7 +188,8 @@ def wrk_sample(result: WrkResult, value: float, cpu: float, warmup: WrkResult | 
     runs = (result,) if warmup is None else (result, warmup)
     errors = {kind: sum(run.socket_errors.get(kind, 0) for run in runs)
               for kind in ("connect", "read", "write", "timeout")}
-    detail = {**result.to_json(), "cpu_percent": round(100.0 * cpu / max(result.seconds, 1e-9), 1)}
+    detail = {**result.to_json(), "cpu_percent": round(100.0 * cpu / max(result.seconds, 1e-9), 1),
+              "cpu_us_per_request": round(1e6 * cpu / max(result.requests, 1), 1)}
     if warmup is not None:
         detail["warmup"] = warmup.to_json()
     return Sample(
@@ -322,8 +323,12 @@ def context(key: str, rounds: list[tuple[Sample, Sample]], direct: dict[str, flo
         return []
     if key in ("http_keepalive", "http_close", "tcp", "p99_1000"):
         cpu = [_median_detail(samples, "cpu_percent") for samples in (haproxy, gproxy)]
-        if None not in cpu:
-            return [f"CPU under load (median): HAProxy {cpu[0]:.0f}%, gproxy {cpu[1]:.0f}% of one core"]
+        per_request = [_median_detail(samples, "cpu_us_per_request") for samples in (haproxy, gproxy)]
+        if None not in cpu and None not in per_request:
+            # CPU time per request moves less with the machine's load than req/s does.
+            return [f"CPU under load (median): HAProxy {cpu[0]:.0f}%, gproxy {cpu[1]:.0f}% of one core; "
+                    f"per request HAProxy {per_request[0]:.0f} us, gproxy {per_request[1]:.0f} us "
+                    f"({per_request[1] / max(per_request[0], 1e-9):.1f}x)"]
     if key == "bulk" and "bulk_mib_per_second" in direct:
         return [f"direct from one origin: {direct['bulk_mib_per_second']:,.0f} MiB/s"]
     if key == "added_latency":

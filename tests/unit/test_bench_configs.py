@@ -135,6 +135,7 @@ def test_a_wrk_sample_counts_the_failed_requests_of_its_warm_up_too() -> None:
     assert sample.value == 38612.39 and sample.requests == 42451 + 3000
     assert (sample.non_2xx, sample.socket_errors, sample.timeouts) == (42451, 1 + 28693 + 2, 3)
     assert sample.detail["cpu_percent"] == 50.0 and sample.detail["warmup"]["requests"] == 3000
+    assert sample.detail["cpu_us_per_request"] == round(0.55e6 / 42451, 1)  # the measured requests only
     clean = run.wrk_sample(parse_wrk(WRK_SOCKET_ERRORS), value=1.0, cpu=0.0)
     assert clean.requests == 3000 and "warmup" not in clean.detail
 
