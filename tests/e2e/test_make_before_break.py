@@ -245,3 +245,73 @@ def test_without_make_before_break_a_move_stops_first(cloned):
     log = (cluster.tmp / f"{cluster.names[0]}.log").read_text()
     assert "make-before-break" not in log
     assert wait_served(cluster.vip) < 10
+
+
+FAILOVER_RUNS = 5
+
+
+def first_answer(vip: str, deadline_s: float = 10.0, attempt_s: float = 0.02) -> float | None:
+    """time.time() at which the VIP first answers a request, polling with
+    short attempts (a SYN sent while clients still know the dead node's MAC
+    is lost: a new attempt follows at once)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        if vip_get(vip, timeout=attempt_s):
+            return time.time()
+    return None
+
+
+def _stamp(line: str) -> float:
+    """A heartbeat log line's wall-clock time (its local-time ISO stamp)."""
+    day, clock = line.split(" ", 1)[0].split("T")
+    seconds, millis = clock.split(".")
+    return time.mktime(time.strptime(f"{day}T{seconds}", "%Y-%m-%dT%H:%M:%S")) + int(millis) / 1000
+
+
+def _first_after(log: str, marker: str, after: float) -> float | None:
+    for line in log.splitlines():
+        if marker in line:
+            try:
+                at = _stamp(line)
+            except ValueError:
+                continue
+            if at >= after:
+                return at
+    return None
+
+
+def test_failover_within_deadtime_600ms(cloned):
+    """keepalive 200 ms, deadtime 600 ms: the survivor serves the VIP again
+    within 0.8 s of the active node's death (median of 5 crashes), and where
+    the time goes: detection, decision, agent start, first answer."""
+    cluster = cloned(deadtime="600ms")
+    first, second = cluster.names
+    cluster.start(0)
+    cluster.start(1)
+    cluster.wait_vip(1, first)
+    time.sleep(2)  # past initdead (2 s): a node that has just started waits for its peers before acting
+    runs = []
+    for run in range(FAILOVER_RUNS):
+        assert vip_get(cluster.vip, timeout=2)
+        crashed = time.time()
+        cluster.lab.crash(0)
+        answered = first_answer(cluster.vip)
+        assert answered is not None, cluster.logs()
+        log = (cluster.tmp / f"{second}.log").read_text(errors="replace")
+        detected = _first_after(log, "NodeDown(", crashed - 0.05)
+        decided = _first_after(log, "failover:", crashed - 0.05)
+        started = _first_after(log, "start vip: rc=0", crashed - 0.05)
+        runs.append({"total": answered - crashed, "detected": (detected or answered) - crashed,
+                     "decided": (decided or answered) - crashed, "started": (started or answered) - crashed})
+        # The crashed node reboots and takes the VIP back (make-before-break), ready for the next run.
+        reboot(cluster.lab, 0)
+        cluster.start(0)
+        cluster.wait_vip(1, first)
+    totals = sorted(r["total"] for r in runs)
+    median = totals[len(totals) // 2]
+    print(f"\nfailover (keepalive 200ms, deadtime 600ms): VIP answering again after the active node's crash, "
+          f"median {median:.3f}s of {FAILOVER_RUNS} (min {totals[0]:.3f}, max {totals[-1]:.3f})")
+    for i, r in enumerate(runs, 1):
+        print(f"  run {i}: node lost {r['detected']:.3f}s, failover decided {r['decided']:.3f}s, "
+              f"vip started {r['started']:.3f}s, first answer {r['total']:.3f}s")
+    assert median < 2.0  # the target (0.8 s) is measured and recorded, not asserted: the machine is shared
