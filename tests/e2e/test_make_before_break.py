@@ -131,7 +131,7 @@ def print_figures(title: str, figures: dict) -> None:
     for phase, modes in figures.items():
         for mode, c in modes.items():
             print(f"  {phase:>9} {mode:>9}: {c['requests']:5d} requests, {c['failed']} failed, {c['retried']} "
-                  f"retried on a new connection, slowest {c['slowest_s']:.3f}s"
+                  f"retried on a new connection, {c['slow']} slower than 0.5s, slowest {c['slowest_s']:.3f}s"
                   + (f"; first failures {c['failures'][:3]}" if c["failures"] else ""))
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: vip\r\n%s\r\n"
 KEPT_FAILURES = 20  # failures remembered for the report
+SLOW_S = 0.5  # a request answered after this long is counted slow (a SYN sent again after 1 s, typically)
 
 
 class RequestFailed(Exception):
@@ -39,6 +40,7 @@ class Counts:
     requests: int = 0
     failed: int = 0
     retried: int = 0
+    slow: int = 0  # answered, but after SLOW_S or more
     slowest_s: float = 0.0
     failures: list[tuple[float, str]] = field(default_factory=list)
 
@@ -102,7 +104,7 @@ class VipLoad:
 
     def figures(self) -> dict:
         with self._lock:
-            return {phase: {mode: {"requests": c.requests, "failed": c.failed, "retried": c.retried,
+            return {phase: {mode: {"requests": c.requests, "failed": c.failed, "retried": c.retried, "slow": c.slow,
                                    "slowest_s": round(c.slowest_s, 3), "failures": list(c.failures)}
                             for mode, c in modes.items()}
                     for phase, modes in self.counts.items()}
@@ -113,6 +115,7 @@ class VipLoad:
             counts.requests += 1
             counts.slowest_s = max(counts.slowest_s, took)
             counts.retried += retried
+            counts.slow += error is None and took >= SLOW_S
             if error is not None:
                 counts.failed += 1
                 if len(counts.failures) < KEPT_FAILURES:
