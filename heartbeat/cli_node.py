@@ -86,7 +86,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from heartbeat.daemon import Node
     try:
         node = Node(config, name, ocf_root=args.ocf_root)
-        node.controller.set_make_before_break(make_before_break_ids(args.file))
         node.start()
     except (HeartbeatError, OSError, RuntimeError) as exc:
         print(f"heartbeat: {exc}", file=sys.stderr)
@@ -103,21 +102,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     gevent.signal_handler(signal.SIGINT, lambda: gevent.spawn(stop, True))
     node._stop.wait()
     return EXIT_OK
-
-
-def make_before_break_ids(path: str) -> tuple[str, ...]:
-    """The resources the file marks `make_before_break = true` (the schema
-    validates the key; ResourceConfig does not carry it yet, so it is read
-    here from the file `load_file` just accepted)."""
-    import tomllib
-    try:
-        with open(path, "rb") as handle:
-            data = tomllib.load(handle)
-    except (OSError, ValueError):
-        return ()
-    items = data.get("resource", [])
-    return tuple(str(item["id"]) for item in items if isinstance(item, dict) and "id" in item
-                 and item.get("make_before_break") is True)
 
 
 def register_run(commands) -> None:

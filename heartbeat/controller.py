@@ -141,10 +141,6 @@ class Controller:
         self._rejoined: set[str] = set()
         self.split_brain: dict | None = None
 
-    def set_make_before_break(self, names) -> None:
-        """Resources named here move make-before-break too (those that can)."""
-        self.make_before_break = make_before_break_module.opted_in(self.config, names)
-
     # ---- membership and identity ------------------------------------------
     @property
     def dc(self) -> str | None:

@@ -56,13 +56,13 @@ def test_lb1_lost_the_vip_starts_where_gproxy_runs(config: ClusterConfig):
 
 def test_lb1_back_copy_first_then_the_vip_before_it_leaves_lb2(config: ClusterConfig):
     assert run(config, status(lb2=["gproxy", "vip"])) == [
-        ["start gproxy on lb1"], ["start vip on lb1"], ["stop vip on lb2"]]
+        ["start gproxy on lb1"], ["quiesce vip on lb2"], ["start vip on lb1"], ["stop vip on lb2"]]
 
 
 def test_gproxy_fails_under_the_vip(config: ClusterConfig):
     cib = Cib(config, failures=(FailRecord("gproxy", "lb1", 1, NOW - 1),))
     steps = run(config, status(failed=[("gproxy", "lb1")], lb1=["vip"], lb2=["gproxy"]), cib)
-    assert steps == [["start vip on lb2"], ["stop vip on lb1"], ["stop gproxy on lb1"]]
+    assert steps == [["quiesce vip on lb1"], ["start vip on lb2"], ["stop vip on lb1"], ["stop gproxy on lb1"]]
 
 
 def test_gproxy_fails_on_the_backup(config: ClusterConfig):

@@ -102,9 +102,8 @@ def test_group_members_clones_and_ordered_resources_cannot_opt_in():
     assert why_not(config(constraints=(OrderConstraint("o", "proxy", "vip"),)), "vip") is None
 
 
-def test_the_configuration_key_opts_in_when_the_model_carries_it():
-    flagged = ResourceConfig("vip", VIP.agent)
-    object.__setattr__(flagged, "make_before_break", True)  # what the loader will set
+def test_the_configuration_key_opts_in():
+    flagged = ResourceConfig("vip", VIP.agent, make_before_break=True)
     assert opted_in(config(resources=(flagged, PROXY))) == frozenset({"vip"})
 
 
