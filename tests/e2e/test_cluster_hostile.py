@@ -16,18 +16,15 @@ docs/reliability.md.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from harness import REPO
+from cluster_harness import HeartbeatNodes, udp_port, write_authkey
 
 from heartbeat.protocol.packet import MAGIC, Message, encode
 
@@ -74,87 +71,33 @@ score = 100
 """
 
 
-def _udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class LoopbackCluster:
+class LoopbackCluster(HeartbeatNodes):
     def __init__(self, tmp: Path):
-        self.tmp = tmp
-        self.names = ["n1", "n2"]
-        self.ports = [_udp_port(), _udp_port()]
-        authkey = tmp / "authkey"
-        authkey.write_text(f"auth {KEY_ID}\n{KEY_ID} sha256 {SECRET.decode()}\n")
-        authkey.chmod(0o600)
-        self.path = tmp / "cluster.toml"
+        super().__init__(tmp, ["n1", "n2"], tmp / "cluster.toml")
+        self.ports = [udp_port(), udp_port()]
+        write_authkey(tmp / "authkey", SECRET.decode(), KEY_ID)
         self.path.write_text(CLUSTER.format(tmp=tmp, port1=self.ports[0], port2=self.ports[1]))
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self) -> None:
-        for name in self.names:
-            log = open(self.tmp / f"{name}.log", "ab")
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "heartbeat", "run", str(self.path), "--node", name],
-                stdout=log, stderr=log, cwd=REPO))
-
-    def status(self, index: int) -> dict:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(10)
-            sock.connect(str(self.tmp / f"{self.names[index]}.sock"))
-            sock.sendall(b'{"cmd": "status"}\n')
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
 
     def wait_settled(self, timeout: float = 30) -> dict:
-        deadline = time.monotonic() + timeout
-        last: dict | str = "no status"
-        while time.monotonic() < deadline:
-            try:
-                last = self.status(1)
-                if [n["state"] for n in last["nodes"]] == ["online", "online"] and \
-                        [(r["state"], r["node"]) for r in last["resources"]] == [("started", "n1")]:
-                    return last
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"cluster did not settle: {last}\n{self.logs()}")
+        return self.wait("the cluster to settle", lambda: (last := self.try_status(1)) and
+                         [n["state"] for n in last["nodes"]] == ["online", "online"] and
+                         [(r["state"], r["node"]) for r in last["resources"]] == [("started", "n1")] and last,
+                         timeout=timeout)
 
     def generation(self, name: str) -> int:
         (path,) = (self.tmp / f"state-{name}").rglob(f"generation-{name}")
         return int(path.read_text().split()[0])
 
-    def logs(self) -> str:
-        return "\n".join((self.tmp / f"{n}.log").read_text(errors="replace") for n in self.names
-                         if (self.tmp / f"{n}.log").exists())
-
     def cpu_seconds(self, index: int) -> float:
-        fields = Path(f"/proc/{self.procs[index].pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{self.procs[self.name(index)].pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime + stime
-
-    def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 @pytest.fixture
 def cluster(tmp_path):
     made = LoopbackCluster(tmp_path)
     try:
-        made.start()
+        made.start_all()
         made.wait_settled()
         yield made
     finally:
@@ -214,7 +157,7 @@ def test_forged_packets_are_dropped_counted_and_change_nothing(cluster):
     expected["wrong-source"] = len(wrong_source)
     assert rejected == expected
     unchanged(before, after)
-    assert "Traceback" not in cluster.logs()
+    assert "Traceback" not in cluster.logs(tail=0)
 
 
 def test_flood_of_garbage_keeps_peers_and_bounded_cpu(cluster):
@@ -253,4 +196,4 @@ def test_flood_of_garbage_keeps_peers_and_bounded_cpu(cluster):
     assert 0 < counted <= sent
     unchanged(before, after)
     assert cluster.status(0)["nodes"][1]["state"] == "online"  # n1 kept hearing n2 too
-    assert "Traceback" not in cluster.logs()
+    assert "Traceback" not in cluster.logs(tail=0)

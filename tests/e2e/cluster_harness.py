@@ -1,0 +1,183 @@
+"""Heartbeat nodes for the end-to-end tests: the part every cluster scenario shares.
+
+A test writes its own cluster file (that is its scenario); this module starts
+`heartbeat run` for each node of it, on loopback or in a namespace of a
+`netns.Lab`, with the node's output in `<tmp>/<node>.log`, asks the node's
+status socket (`<tmp>/<node>.sock`: the file's `status_socket` must say
+`{tmp}/{node}.sock`), waits for a condition with the nodes' logs in the
+failure, and stops every process it started, even a frozen one.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import REPO
+
+DUMMY = Path("/usr/lib/ocf/resource.d/heartbeat/Dummy")  # resource-agents' ocf:heartbeat:Dummy
+STATUS_TIMEOUT = 10.0  # seconds a status socket may take to answer
+WAIT_TIMEOUT = 20.0  # seconds a scenario's condition may take (never a speed assertion)
+WAIT_INTERVAL = 0.1
+STOP_TIMEOUT = 20.0  # seconds a node has to stop on SIGTERM before it is killed
+KILLED_TIMEOUT = 5.0
+LOG_TAIL = 2500  # characters of each node's log shown in a failure
+
+
+def require_dummy() -> None:
+    if not DUMMY.exists():
+        pytest.fail("ocf:heartbeat:Dummy is missing: run scripts/install-debian-deps.sh (make test does)")
+
+
+def udp_port() -> int:
+    """A UDP port on 127.0.0.1 free right now (heartbeat's own traffic is UDP)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_authkey(path: Path, secret: str, key_id: int = 1) -> Path:
+    """A keys file heartbeat accepts: one sha256 key, readable by its owner only."""
+    path.write_text(f"auth {key_id}\n{key_id} sha256 {secret}\n")
+    path.chmod(0o600)
+    return path
+
+
+def ask_socket(path: str | Path, request: dict, timeout: float = STATUS_TIMEOUT) -> dict:
+    """One JSON request line to a status socket, its one JSON answer line."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    with sock:
+        sock.connect(str(path))
+        sock.sendall(json.dumps(request).encode() + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return json.loads(data)
+
+
+def placement(doc: dict) -> dict[str, str | None]:
+    """Resource id -> the node it is started on (None: not started), from a status document."""
+    return {r["id"]: (r["node"] if r["state"] == "started" else None) for r in doc["resources"]}
+
+
+def wait_until(what: str, predicate: Callable[[], Any], timeout: float = WAIT_TIMEOUT,
+               interval: float = WAIT_INTERVAL, detail: Callable[[], str] = lambda: "") -> Any:
+    """The first true value of `predicate()`, polled until `timeout`; else an AssertionError
+    naming `what`, the last value and `detail()` (the logs, say)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{detail()}")
+
+
+class HeartbeatNodes:
+    """The `heartbeat run` processes of one cluster file. A node is given by its name or by its
+    index in `names`; with a `lab`, node i runs in the lab's namespace i."""
+
+    log_tail = LOG_TAIL
+
+    def __init__(self, tmp: Path, names: list[str], path: Path, lab=None):
+        self.tmp = tmp
+        self.names = list(names)
+        self.path = path
+        self.lab = lab
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def name(self, node: int | str) -> str:
+        return self.names[node] if isinstance(node, int) else node
+
+    def socket(self, node: int | str) -> str:
+        return str(self.tmp / f"{self.name(node)}.sock")
+
+    # ---- processes ----------------------------------------------------------------
+    def start(self, node: int | str) -> subprocess.Popen:
+        name = self.name(node)
+        argv = [sys.executable, "-m", "heartbeat", "run", str(self.path), "--node", name]
+        with open(self.tmp / f"{name}.log", "ab") as log:
+            if self.lab is None:
+                proc = subprocess.Popen(argv, stdout=log, stderr=log, cwd=REPO)
+            else:
+                proc = self.lab.popen(self.names.index(name), argv, stdout=log, stderr=log, cwd=REPO)
+        self.procs[name] = proc
+        return proc
+
+    def start_all(self) -> None:
+        for name in self.names:
+            self.start(name)
+
+    def kill(self, node: int | str) -> None:
+        proc = self.procs[self.name(node)]
+        proc.kill()
+        proc.wait(10)
+
+    def freeze(self, node: int | str, frozen: bool) -> None:
+        """SIGSTOP (a paused VM) or SIGCONT."""
+        self.procs[self.name(node)].send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGCONT)  # a frozen node must hear its SIGTERM
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(KILLED_TIMEOUT)
+
+    # ---- status -------------------------------------------------------------------
+    def ask(self, node: int | str, request: dict, timeout: float = 15) -> dict:
+        return ask_socket(self.socket(node), request, timeout)
+
+    def status(self, node: int | str, timeout: float = STATUS_TIMEOUT) -> dict:
+        return self.ask(node, {"cmd": "status"}, timeout)
+
+    def try_status(self, node: int | str, timeout: float = STATUS_TIMEOUT) -> dict | None:
+        """The status, or None while the node does not answer (not started yet, stopped, frozen)."""
+        try:
+            return self.status(node, timeout)
+        except (OSError, ValueError):
+            return None
+
+    def placement(self, node: int | str) -> dict[str, str | None] | None:
+        doc = self.try_status(node)
+        return None if doc is None else placement(doc)
+
+    def wait(self, what: str, predicate: Callable[[], Any], timeout: float = WAIT_TIMEOUT,
+             interval: float = WAIT_INTERVAL) -> Any:
+        return wait_until(what, predicate, timeout, interval, detail=self.logs)
+
+    def wait_placed(self, node: int | str, holder: str, timeout: float = 30) -> dict[str, str | None]:
+        """Every resource started on `holder`, as `node` sees it."""
+        return self.wait(f"resources all started on {holder}",
+                         lambda: (p := self.placement(node)) is not None and set(p.values()) == {holder} and p,
+                         timeout=timeout)
+
+    # ---- logs ---------------------------------------------------------------------
+    def log(self, node: int | str) -> str:
+        path = self.tmp / f"{self.name(node)}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def logs(self, tail: int | None = None) -> str:
+        """Each node's log under a `--- name` line: its last `tail` characters (default
+        `log_tail`; 0 for the whole log)."""
+        tail = self.log_tail if tail is None else tail
+        return "\n".join(f"--- {name}\n{self.log(name)[-tail if tail else 0:]}" for name in self.names)
