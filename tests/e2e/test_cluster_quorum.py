@@ -16,40 +16,31 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import tomli_w
 
-from harness import REPO
+from cluster_harness import HeartbeatNodes, write_authkey
 from netns import Lab, can_use_netns
 
 OK, WHY = can_use_netns()
 pytestmark = [pytest.mark.skipif(not OK, reason=WHY),
               pytest.mark.skipif(shutil.which("nft") is None, reason="nftables (nft) is not installed")]
 
-VENV_BIN = Path(sys.executable).parent
 CUT_TABLE = "hbcut"
 
 
-class MiniCluster:
+class MiniCluster(HeartbeatNodes):
     """N heartbeat nodes n0..n{N-1}, one per namespace of `lab`, sharing a
     group `svc` = [vip (IPaddr2), app (Dummy)]."""
 
     def __init__(self, tmp: Path, lab: Lab, *, keepalive: str = "200ms", deadtime: str = "1s",
                  initdead: str = "2s", resources: bool = True, **cluster_options):
-        self.tmp = tmp
-        self.lab = lab
-        self.names = [f"n{i}" for i in range(len(lab.namespaces))]
+        super().__init__(tmp, [f"n{i}" for i in range(len(lab.namespaces))], tmp / "cluster.toml", lab)
         self.vip = lab.address_for(100)
-        self.procs: dict[int, subprocess.Popen] = {}
-        authkey = tmp / "authkey"
-        authkey.write_text("auth 1\n1 sha256 e2e-quorum-secret\n")
-        authkey.chmod(0o600)
+        authkey = write_authkey(tmp / "authkey", "e2e-quorum-secret")
         cluster = {"name": "quorum-e2e", "keepalive": keepalive, "deadtime": deadtime, "initdead": initdead,
                    "auth_key_file": str(authkey), "status_socket": f"{tmp}/{{node}}.sock",
                    "state_dir": f"{tmp}/state", **cluster_options}
@@ -65,87 +56,7 @@ class MiniCluster:
                  "monitor": {"interval": "1s", "timeout": "10s"}},
             ]
             doc["group"] = [{"id": "svc", "resources": ["vip", "app"]}]
-        self.path = tmp / "cluster.toml"
         self.path.write_text(tomli_w.dumps(doc))
-
-    # ---- processes ----------------------------------------------------------------
-    def start(self, index: int) -> None:
-        log = open(self.tmp / f"{self.names[index]}.log", "ab")
-        self.procs[index] = self.lab.popen(index, [str(VENV_BIN / "python"), "-m", "heartbeat", "run",
-                                                  str(self.path), "--node", self.names[index]],
-                                           stdout=log, stderr=log, cwd=REPO)
-
-    def start_all(self) -> None:
-        for index in range(len(self.names)):
-            self.start(index)
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    def log(self, index: int) -> str:
-        path = self.tmp / f"{self.names[index]}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {name}\n{self.log(i)[-2500:]}" for i, name in enumerate(self.names))
-
-    # ---- status -------------------------------------------------------------------
-    def status(self, index: int, timeout: float = 5) -> dict:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        with sock:
-            sock.connect(str(self.tmp / f"{self.names[index]}.sock"))
-            sock.sendall(b'{"cmd": "status"}\n')
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
-
-    def ask(self, index: int, request: dict) -> dict:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(15)
-        with sock:
-            sock.connect(str(self.tmp / f"{self.names[index]}.sock"))
-            sock.sendall(json.dumps(request).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
-
-    def try_status(self, index: int) -> dict | None:
-        try:
-            return self.status(index)
-        except (OSError, ValueError):
-            return None
-
-    def wait(self, what: str, predicate, timeout: float = 20, interval: float = 0.1):
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            last = predicate()
-            if last:
-                return last
-            time.sleep(interval)
-        raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
-
-    def placement(self, index: int) -> dict[str, str | None] | None:
-        doc = self.try_status(index)
-        if doc is None:
-            return None
-        return {r["id"]: (r["node"] if r["state"] == "started" else None) for r in doc["resources"]}
 
     def vip_holders(self) -> list[str]:
         """Names of the nodes whose eth0 carries the VIP, from `ip addr` in each namespace."""
