@@ -251,3 +251,15 @@ def spec_on_loopback(name: str = "esup-proxy.toml", fixed: dict[str, int] | None
     # empty one per test. Run as root, the workers chroot there and become uid 99.
     text = text.replace('chroot = "/usr/share/gproxy"', f'chroot = "{tempfile.mkdtemp(prefix="gproxy-chroot-")}"')
     return text, mapping
+
+
+def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
