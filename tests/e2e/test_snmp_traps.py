@@ -14,201 +14,35 @@ then killed, a forged heartbeat packet sent, a group moved by `heartbeat move`.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 import tomli_w
 
-from harness import REPO, BackendProcess, GproxyProcess, free_port
+from cluster_harness import DUMMY, HeartbeatNodes, require_dummy, udp_port, write_authkey  # noqa: F401 (re-exported)
+from harness import REPO, BackendProcess, GproxyProcess, free_port, stop_process
+from trap_receiver import (  # noqa: F401 (re-exported to test_no_secrets.py)
+    BASE_MIBS,
+    MIB_DIR,
+    SNMPTRAPD,
+    WAIT,
+    ReceivedTrap,
+    Snmptrapd,
+    check_pair,
+    report_latencies,
+    require_snmptrapd,
+    snmp_table,
+    start_snmptrapd,
+)
 from gsuite.snmp_config import DEFAULT_ENTERPRISE_OID, default_engine_id
 
-SNMPTRAPD = shutil.which("snmptrapd") or "/usr/sbin/snmptrapd"
-BASE_MIBS = Path(os.environ.get("GPROXY_MIB_CACHE", REPO / ".cache" / "mibs"))
-MIB_DIR = REPO / "nagios"
-DUMMY = Path("/usr/lib/ocf/resource.d/heartbeat/Dummy")
-USER, AUTH_KEY, PRIV_KEY = "nms", "gproxy-auth-key", "gproxy-priv-key"
-LATENCY_BOUND = 1.0  # seconds from the event to the trap in snmptrapd's log (the issue's bound)
-DECISECOND = 0.1  # DateAndTime's resolution: an event time is up to this much earlier than the event
-WAIT = 20.0  # how long a test waits for an expected trap before failing
 QUIET = 1.5  # how long a test watches for a trap that must not come
-VERSIONS = ("v2c", "v3")
-
-
-def udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass(frozen=True)
-class ReceivedTrap:
-    arrived: float  # epoch seconds when its line appeared in the log
-    version: str  # v2c or v3
-    name: str  # the notification's descriptor (symbolic: the MIB is loaded)
-    values: dict[str, str]  # object descriptor -> value as snmptrapd prints it
-
-    @property
-    def event_time(self) -> float:
-        """gproxySuiteEventTime, e.g. 2026-11-24,16:30:5.3,+0:0 (always UTC)."""
-        match = re.fullmatch(r"(\d+)-(\d+)-(\d+),(\d+):(\d+):(\d+)\.(\d),\+0:0", self.values["gproxySuiteEventTime"])
-        assert match, self.values["gproxySuiteEventTime"]
-        y, mo, d, h, mi, s, ds = (int(g) for g in match.groups())
-        return datetime(y, mo, d, h, mi, s, ds * 100_000, tzinfo=timezone.utc).timestamp()
-
-    @property
-    def latency(self) -> float:
-        return self.arrived - self.event_time
-
-
-_VARBIND_RE = re.compile(r"^(?:[\w-]+::)?(\w+?)(?:\.0)? = (?:([\w-]+): ?)?(.*)$")
-
-
-def parse_line(line: str, arrived: float) -> ReceivedTrap | None:
-    """One `format2 %V\\t%B\\t%P\\t%v` line: source, security, var-binds."""
-    parts = line.split("\t")
-    if len(parts) < 4 or "TRAP2" not in parts[1]:
-        return None
-    if "SNMP v2c, community public" in parts[1]:
-        version = "v2c"
-    elif f"SNMP v3, user {USER}" in parts[1]:
-        version = "v3"
-    else:
-        return None
-    values = {}
-    for varbind in parts[2:]:
-        match = _VARBIND_RE.match(varbind)
-        if match:
-            values[match.group(1)] = match.group(3)
-    name = values.get("snmpTrapOID", "").split("::")[-1]
-    return ReceivedTrap(arrived, version, name, values)
-
-
-class Snmptrapd:
-    """Debian's snmptrapd on a loopback port, logging to a file that a thread tails."""
-
-    def __init__(self, workdir: Path, engine_ids: list[str]):
-        if not Path(SNMPTRAPD).exists():
-            pytest.fail("snmptrapd is missing: run scripts/install-debian-deps.sh (make test does)")
-        if not (BASE_MIBS / "SNMPv2-SMI.mib").exists():
-            pytest.fail(f"no base MIBs in {BASE_MIBS}: run scripts/fetch-base-mibs.sh (make test does)")
-        self.port = udp_port()
-        self.log = workdir / "traps.log"
-        conf = workdir / "snmptrapd.conf"
-        users = "".join(f"createUser -e {eid} {USER} SHA {AUTH_KEY} AES {PRIV_KEY}\n" for eid in engine_ids)
-        conf.write_text(
-            "# comments on their own lines only\n"
-            "authCommunity log public\n"
-            f"{users}"
-            f"authUser log {USER} priv\n"
-            "format2 %V\\t%B\\t%P\\t%v\\n\n")
-        self.proc = subprocess.Popen(
-            [SNMPTRAPD, "-f", "-C", "-c", str(conf), "-M", f"{BASE_MIBS}:{MIB_DIR}", "-m", "ALL",
-             "-Lf", str(self.log), "-n", f"udp:127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=dict(os.environ, SNMP_PERSISTENT_DIR=str(workdir / "persist")))
-        self.received: list[ReceivedTrap] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        deadline = time.monotonic() + WAIT
-        while not (self.log.exists() and "NET-SNMP version" in self.log.read_text(errors="replace")):
-            assert self.proc.poll() is None, "snmptrapd exited at start"
-            assert time.monotonic() < deadline, "snmptrapd did not start"
-            time.sleep(0.02)
-        self._thread = threading.Thread(target=self._tail, daemon=True)
-        self._thread.start()
-
-    @property
-    def target(self) -> str:
-        return f"udp://127.0.0.1:{self.port}"
-
-    def _tail(self) -> None:
-        with open(self.log, encoding="utf-8", errors="replace") as handle:
-            pending = ""
-            while not self._stop.is_set():
-                chunk = handle.read()
-                if not chunk:
-                    time.sleep(0.005)
-                    continue
-                now = time.time()
-                pending += chunk
-                *lines, pending = pending.split("\n")
-                for line in lines:
-                    trap = parse_line(line, now)
-                    if trap is not None:
-                        with self._lock:
-                            self.received.append(trap)
-
-    def traps(self, name: str | None = None, since: float = 0.0) -> list[ReceivedTrap]:
-        with self._lock:
-            return [t for t in self.received if (name is None or t.name == name) and t.arrived >= since]
-
-    def wait(self, name: str, since: float, where=lambda t: True, timeout: float = WAIT) -> dict[str, ReceivedTrap]:
-        """The first `name` trap of each version that arrived after `since` and matches `where`."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found: dict[str, ReceivedTrap] = {}
-            for trap in self.traps(name, since):
-                if trap.version not in found and where(trap):
-                    found[trap.version] = trap
-            if len(found) == len(VERSIONS):
-                return found
-            if time.monotonic() > deadline:
-                seen = [(t.version, t.name, t.values.get("gproxySuiteMessage")) for t in self.traps(since=since)]
-                raise AssertionError(f"no {name} in both versions within {timeout:g}s; got {seen}")
-            time.sleep(0.01)
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
-def snmp_table(receiver: Snmptrapd) -> dict:
-    return {"traps": [
-        {"target": receiver.target, "version": "v2c", "community": "public"},
-        {"target": receiver.target, "version": "v3", "user": USER, "auth_protocol": "SHA", "auth_key": AUTH_KEY,
-         "priv_protocol": "AES", "priv_key": PRIV_KEY},
-    ]}
-
-
-def check_pair(pair: dict[str, ReceivedTrap], trigger: float, **expected: str) -> ReceivedTrap:
-    """Both versions carry the same values, the expected ones, and arrived within the bound."""
-    v2c, v3 = pair["v2c"], pair["v3"]
-    assert v2c.values.keys() == v3.values.keys()
-    for key in v2c.values:
-        if key != "sysUpTime":
-            assert v2c.values[key] == v3.values[key], key
-    assert list(v2c.values)[:2] == ["sysUpTime", "snmpTrapOID"]  # RFC 3416: these two come first
-    assert v2c.values["snmpTrapOID"] == f"GPROXY-SUITE-MIB::{v2c.name}"
-    for key, value in expected.items():
-        assert v2c.values[key] == value, (key, v2c.values)
-    for trap in (v2c, v3):
-        assert trap.event_time >= trigger - DECISECOND, (trap.name, trap.event_time, trigger)
-        assert trap.latency < LATENCY_BOUND, (trap.name, trap.version, trap.latency)
-    return v2c
-
-
-def report_latencies(receiver: Snmptrapd) -> None:
-    """Printed (pytest -s), never asserted beyond the bound: event -> trap logged, per version."""
-    for trap in receiver.traps():
-        message = trap.values["gproxySuiteMessage"][:60]
-        print(f"{trap.name:28} {trap.version:4} {trap.latency * 1000:6.0f} ms  {message}")
 
 
 # ------------------------------------------------------------------- every v3 protocol, once
@@ -233,9 +67,7 @@ def test_every_v3_protocol_is_understood_by_snmptrapd(tmp_path):
                             f"{p} priv-key-{i}\nauthUser log user{i} priv\n" for i, (a, p) in enumerate(combos))
                     + "format2 %P\\n\n")
     log = tmp_path / "traps.log"
-    trapd = subprocess.Popen([SNMPTRAPD, "-f", "-C", "-c", str(conf), "-m", "", "-Lf", str(log), "-n",
-                              f"udp:127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                             env=dict(os.environ, SNMP_PERSISTENT_DIR=str(tmp_path / "persist")))
+    trapd = start_snmptrapd(conf, log, port, tmp_path / "persist", mibs=["-m", ""])
     reports: list[str] = []
     sender = TrapSender(tuple(TrapTarget(host="127.0.0.1", port=port, version="v3", user=f"user{i}",
                                          auth_protocol=a, auth_key=f"auth-key-{i}", priv_protocol=p,
@@ -243,9 +75,6 @@ def test_every_v3_protocol_is_understood_by_snmptrapd(tmp_path):
                         engine_id, 10, 100, reports.append)
     try:
         deadline = time.monotonic() + WAIT
-        while not (log.exists() and "NET-SNMP version" in log.read_text(errors="replace")):
-            assert trapd.poll() is None and time.monotonic() < deadline, "snmptrapd did not start"
-            time.sleep(0.02)
         sender.start()
         sender.submit(to_trap(BackendStateChanged(backend="b", up=False, message="m", at=time.time()), "gproxy",
                               "lb1", DEFAULT_ENTERPRISE_OID))
@@ -258,8 +87,7 @@ def test_every_v3_protocol_is_understood_by_snmptrapd(tmp_path):
             time.sleep(0.02)
     finally:
         sender.close()
-        trapd.terminate()
-        trapd.wait(10)
+        stop_process(trapd)
     assert reports == [] and sender.stats.sent == len(combos)
 
 
@@ -398,79 +226,23 @@ score = 100
 FREEZE = 0.8  # seconds n1 is stopped: past warntime (0.5 s), well short of deadtime (2 s), even on a busy machine
 
 
-class LoopbackCluster:
+class LoopbackCluster(HeartbeatNodes):
     """Two heartbeat nodes sharing 127.0.0.1 (`{node}` keeps their sockets and state apart)."""
 
+    log_tail = 3000
+
     def __init__(self, tmp: Path, snmp: dict):
-        self.tmp = tmp
+        super().__init__(tmp, ["n1", "n2"], tmp / "cluster.toml")
         self.ports = {"n1": free_port(), "n2": free_port()}
-        authkey = tmp / "authkey"
-        authkey.write_text("auth 1\n1 sha256 snmp-e2e-secret\n")
-        authkey.chmod(0o600)
-        self.path = tmp / "cluster.toml"
+        write_authkey(tmp / "authkey", "snmp-e2e-secret")
         self.path.write_text(CLUSTER.format(tmp=tmp, port=free_port(), port1=self.ports["n1"],
                                             port2=self.ports["n2"]) + tomli_w.dumps({"snmp": snmp}))
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, node: str) -> None:
-        log = open(self.tmp / f"{node}.log", "ab")
-        self.procs[node] = subprocess.Popen([sys.executable, "-m", "heartbeat", "run", str(self.path), "--node", node],
-                                            stdout=log, stderr=log, cwd=REPO)
-        log.close()
-
-    def kill(self, node: str) -> None:
-        proc = self.procs[node]
-        proc.kill()
-        proc.wait(10)
 
     def heartbeat(self, *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "heartbeat", *args, "-s", str(self.tmp / "n2.sock")],
+        done = subprocess.run([sys.executable, "-m", "heartbeat", *args, "-s", self.socket("n2")],
                               capture_output=True, text=True, cwd=REPO, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
-
-    def where(self, node: str) -> dict[str, str | None]:
-        import json
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(10)
-        with sock:
-            sock.connect(str(self.tmp / f"{node}.sock"))
-            sock.sendall(b'{"cmd": "status"}\n')
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return {r["id"]: (r["node"] if r["state"] == "started" else None) for r in json.loads(data)["resources"]}
-
-    def wait_placed(self, ask: str, node: str, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                last = self.where(ask)
-                if set(last.values()) == {node}:
-                    return
-            except (OSError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"resources not all on {node}: {last}\n{self.logs()}")
-
-    def logs(self) -> str:
-        return "\n".join((self.tmp / f"{n}.log").read_text(errors="replace")[-3000:] for n in self.ports
-                         if (self.tmp / f"{n}.log").exists())
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 def forged_heartbeat(cluster: str) -> bytes:
@@ -480,8 +252,7 @@ def forged_heartbeat(cluster: str) -> bytes:
 
 
 def test_heartbeat_cluster_traps(tmp_path):
-    if not DUMMY.exists():
-        pytest.fail("ocf:heartbeat:Dummy is missing: run scripts/install-debian-deps.sh (make test does)")
+    require_dummy()
     receiver = Snmptrapd(tmp_path, [default_engine_id(DEFAULT_ENTERPRISE_OID, "heartbeat", n) for n in ("n1", "n2")])
     cluster = LoopbackCluster(tmp_path, snmp_table(receiver))
     try:
@@ -506,9 +277,9 @@ def test_heartbeat_cluster_traps(tmp_path):
 
         # n1 freezes past warntime: n2 hears a late heartbeat, and nothing fails over.
         trigger = time.time()
-        cluster.procs["n1"].send_signal(signal.SIGSTOP)
+        cluster.freeze("n1", True)
         time.sleep(FREEZE)
-        cluster.procs["n1"].send_signal(signal.SIGCONT)
+        cluster.freeze("n1", False)
         late = check_pair(receiver.wait("heartbeatLateHeartbeat", trigger,
                                         lambda t: t.values["gproxySuiteSender"] == "n2"), trigger,
                           heartbeatNodeName="n1")
@@ -643,7 +414,8 @@ class TrapsToNagios:
     running the shipped example objects, active checks off (forced re-checks hit stub plugins)."""
 
     def __init__(self, d: Path):
-        for tool_path, what in ((SNMPTT, "snmptt"), (NAGIOS4, "nagios4"), (SNMPTRAPD, "snmptrapd")):
+        require_snmptrapd()
+        for tool_path, what in ((SNMPTT, "snmptt"), (NAGIOS4, "nagios4")):
             if not Path(tool_path).exists():
                 pytest.fail(f"{what} is missing: run scripts/install-debian-deps.sh (make test does)")
         self.d = d
@@ -673,14 +445,8 @@ class TrapsToNagios:
             "# snmptt matches numeric OIDs\n"
             "outputOption n\n"
             f"traphandle default {SNMPTT} --ini={d}/snmptt.ini\n")
-        self.trapd = subprocess.Popen(
-            [SNMPTRAPD, "-f", "-C", "-c", str(d / "snmptrapd.conf"), "-M", f"{BASE_MIBS}:{MIB_DIR}", "-m", "ALL",
-             "-Lf", str(d / "traps.log"), "-n", f"udp:127.0.0.1:{self.port}"],
-            stdout=subprocess.DEVNULL, stderr=open(d / "snmptrapd.stderr", "wb"),
-            env=dict(os.environ, SNMP_PERSISTENT_DIR=str(d / "persist")))
-        while not ((d / "traps.log").exists() and "NET-SNMP" in (d / "traps.log").read_text(errors="replace")):
-            assert self.trapd.poll() is None and time.monotonic() < deadline, "snmptrapd did not start"
-            time.sleep(0.02)
+        self.trapd = start_snmptrapd(d / "snmptrapd.conf", d / "traps.log", self.port, d / "persist",
+                                     stderr=open(d / "snmptrapd.stderr", "wb"))
 
     @property
     def target(self) -> str:
@@ -701,13 +467,7 @@ class TrapsToNagios:
 
     def stop(self) -> None:
         for proc in (self.trapd, self.nagios):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            stop_process(proc)
 
 
 def test_traps_become_nagios_passive_results(tmp_path):
