@@ -18,36 +18,30 @@ No trap, check output or status carries the fencing command's password or the cl
 from __future__ import annotations
 
 import json
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-import pytest
 import tomli_w
 
-from harness import REPO, free_port
+from cluster_harness import HeartbeatNodes, require_dummy, write_authkey
+from harness import free_port
 from gsuite.snmp_config import DEFAULT_ENTERPRISE_OID, default_engine_id
-from test_snmp_traps import DUMMY, Snmptrapd, check_pair, report_latencies, snmp_table
+from trap_receiver import Snmptrapd, check_pair, report_latencies, snmp_table
 
 NODES = ("n1", "n2", "n3")
 CHECK_HEARTBEAT = Path(sys.executable).parent / "check_heartbeat"
 FENCE_PASSWORD = "fence-pw-must-not-leak"
 CLUSTER_KEY = "traps-e2e-cluster-key"
-WAIT = 20.0
 
 
-class TrapCluster:
+class TrapCluster(HeartbeatNodes):
     """Nodes sharing 127.0.0.1, each on its own port; `d1` (Dummy) prefers n1."""
 
     def __init__(self, tmp: Path, snmp: dict, nodes: tuple[str, ...] = NODES, fencing: bool = True):
-        self.tmp = tmp
-        self.nodes = nodes
-        authkey = tmp / "authkey"
-        authkey.write_text(f"auth 1\n1 sha256 {CLUSTER_KEY}\n")
-        authkey.chmod(0o600)
+        super().__init__(tmp, list(nodes), tmp / "cluster.toml")
+        authkey = write_authkey(tmp / "authkey", CLUSTER_KEY)
         # The hook's arguments carry a password, as fence agents' do: only the
         # program's name, exit status and last output line may be reported.
         fence = ["sh", "-c", 'echo "fence agent refused $1"; exit 1', "fence", "{node}",
@@ -65,70 +59,12 @@ class TrapCluster:
             "constraint": [{"kind": "location", "resource": "d1", "node": "n1", "score": 100}],
             "snmp": snmp,
         }
-        self.path = tmp / "cluster.toml"
         self.path.write_text(tomli_w.dumps(doc))
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, node: str) -> None:
-        with open(self.tmp / f"{node}.log", "ab") as log:
-            self.procs[node] = subprocess.Popen(
-                [sys.executable, "-m", "heartbeat", "run", str(self.path), "--node", node],
-                stdout=log, stderr=log, cwd=REPO)
-
-    def kill(self, node: str) -> None:
-        proc = self.procs[node]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-
-    def freeze(self, node: str, frozen: bool) -> None:
-        self.procs[node].send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
-
-    def status(self, node: str) -> dict | None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(5)
-        try:
-            with sock:
-                sock.connect(str(self.tmp / f"{node}.sock"))
-                sock.sendall(b'{"cmd": "status"}\n')
-                data = b""
-                while not data.endswith(b"\n"):
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            return json.loads(data)
-        except (OSError, ValueError):
-            return None
-
-    def wait(self, what: str, predicate, timeout: float = WAIT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = predicate()
-            if found:
-                return found
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}\n{self.logs()}")
 
     def check(self, node: str, mode: str = "nodes", *options: str) -> tuple[int, str]:
-        done = subprocess.run([str(CHECK_HEARTBEAT), mode, "-s", str(self.tmp / f"{node}.sock"), *options],
+        done = subprocess.run([str(CHECK_HEARTBEAT), mode, "-s", self.socket(node), *options],
                               capture_output=True, text=True, timeout=30)
         return done.returncode, done.stdout
-
-    def logs(self) -> str:
-        return "\n".join(f"--- {n}\n" + (self.tmp / f"{n}.log").read_text(errors="replace")[-2500:]
-                         for n in self.nodes if (self.tmp / f"{n}.log").exists())
-
-    def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGCONT)  # a frozen node must hear its SIGTERM
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 def sent_by(node: str):
@@ -136,14 +72,13 @@ def sent_by(node: str):
 
 
 def _d1_on(cluster: TrapCluster, asked: str, node: str | None) -> bool:
-    doc = cluster.status(asked)
+    doc = cluster.try_status(asked)
     return bool(doc) and all(n["state"] == "online" for n in doc["nodes"]) and any(
         r["id"] == "d1" and r["state"] == "started" and r["node"] == node for r in doc["resources"])
 
 
 def test_fencing_failure_and_quorum_loss_are_trapped_and_critical(tmp_path):
-    if not DUMMY.exists():
-        pytest.fail("ocf:heartbeat:Dummy is missing: run scripts/install-debian-deps.sh (make test does)")
+    require_dummy()
     receiver = Snmptrapd(tmp_path, [default_engine_id(DEFAULT_ENTERPRISE_OID, "heartbeat", n) for n in NODES])
     cluster = TrapCluster(tmp_path, snmp_table(receiver))
     try:
@@ -191,12 +126,12 @@ def test_fencing_failure_and_quorum_loss_are_trapped_and_critical(tmp_path):
         check_pair(receiver.wait("heartbeatQuorumRegained", trigger, sent_by("n3")),
                    trigger, heartbeatNodeName="n3", heartbeatQuorumVotes="2", heartbeatExpectedVotes="3",
                    heartbeatReason="majority of votes")
-        cluster.wait("n3 with quorum", lambda: (d := cluster.status("n3")) and d["quorum"]["have"])
+        cluster.wait("n3 with quorum", lambda: (d := cluster.try_status("n3")) and d["quorum"]["have"])
         rc, out = cluster.check("n3")
         assert "partition WITHOUT quorum" not in out and "quorum_votes=2;;;0;3" in out
 
         # Nothing secret left the cluster: not in the traps, the checks, the status or the nodes' logs.
-        logs = "".join((cluster.tmp / f"{n}.log").read_text(errors="replace") for n in cluster.nodes)
+        logs = cluster.logs(tail=0)
         assert "fencing n1: running" in logs  # the fencing run is logged, without its arguments
         everything = receiver.log.read_text(errors="replace") + out + json.dumps(cluster.status("n3")) + logs
         assert FENCE_PASSWORD not in everything and CLUSTER_KEY not in everything
@@ -207,8 +142,7 @@ def test_fencing_failure_and_quorum_loss_are_trapped_and_critical(tmp_path):
 
 
 def test_split_brain_after_a_frozen_node_is_trapped_and_critical(tmp_path):
-    if not DUMMY.exists():
-        pytest.fail("ocf:heartbeat:Dummy is missing: run scripts/install-debian-deps.sh (make test does)")
+    require_dummy()
     pair = ("n1", "n2")
     receiver = Snmptrapd(tmp_path, [default_engine_id(DEFAULT_ENTERPRISE_OID, "heartbeat", n) for n in pair])
     cluster = TrapCluster(tmp_path, snmp_table(receiver), nodes=pair, fencing=False)
@@ -231,7 +165,7 @@ def test_split_brain_after_a_frozen_node_is_trapped_and_critical(tmp_path):
         # a race, so the checks are asked to hold the split brain CRITICAL (as a site may).
         for node in pair:  # the fact is shared: both nodes report it
             cluster.wait(f"the split brain in {node}'s status",
-                         lambda: (d := cluster.status(node)) and d["split_brain"]["detected"])
+                         lambda: (d := cluster.try_status(node)) and d["split_brain"]["detected"])
             rc, out = cluster.check(node, "resources", "--split-brain-hold", "10m")
             assert rc == 2, out
             assert out.startswith("HEARTBEAT RESOURCES CRITICAL - SPLIT BRAIN")
