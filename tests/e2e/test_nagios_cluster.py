@@ -5,13 +5,9 @@ nodes CRITICAL and resources WARNING (a failover happened), the node back
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
-from harness import REPO
+from cluster_harness import HeartbeatNodes, udp_port, write_authkey
 from test_nagios_config import CHECK_INTERVAL, Nagios, require_nagios
 
 TRANSITION_SECONDS = 20.0  # check interval + deadtime + the group's start, with room
@@ -98,32 +94,17 @@ define service {{
 """
 
 
-def _udp_port() -> int:
-    import socket
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _start(path: Path, node: str, log: Path) -> subprocess.Popen:
-    out = open(log, "ab")
-    return subprocess.Popen([sys.executable, "-m", "heartbeat", "run", str(path), "--node", node],
-                            stdout=out, stderr=out, cwd=REPO)
-
-
 def test_real_nagios_follows_a_live_cluster(tmp_path):
     require_nagios()
-    authkey = tmp_path / "authkey"
-    authkey.write_text("auth 1\n1 sha256 nagios-e2e\n")
-    authkey.chmod(0o600)
-    cluster = tmp_path / "cluster.toml"
-    cluster.write_text(CLUSTER.format(d=tmp_path, p1=_udp_port(), p2=_udp_port()))
-    nodes = {name: _start(cluster, name, tmp_path / f"{name}.log") for name in ("esup-proxy-1", "esup-proxy-2")}
+    write_authkey(tmp_path / "authkey", "nagios-e2e")
+    nodes = HeartbeatNodes(tmp_path, ["esup-proxy-1", "esup-proxy-2"], tmp_path / "cluster.toml")
+    nodes.path.write_text(CLUSTER.format(d=tmp_path, p1=udp_port(), p2=udp_port()))
+    nodes.start_all()
     nagios = None
     try:
         workdir = tmp_path / "nagios"
         workdir.mkdir()
-        sock = str(tmp_path / "esup-proxy-2.sock")
+        sock = nodes.socket("esup-proxy-2")
         nagios = Nagios(workdir, sock, objects=OBJECTS.format(socket=sock, interval=CHECK_INTERVAL))
 
         assert nagios.wait_state("cluster nodes", 0, timeout=TRANSITION_SECONDS)["plugin_output"].startswith(
@@ -132,15 +113,14 @@ def test_real_nagios_follows_a_live_cluster(tmp_path):
         assert ok["plugin_output"].startswith("HEARTBEAT RESOURCES OK")
 
         stopped_at = time.time()
-        nodes["esup-proxy-1"].send_signal(signal.SIGKILL)  # the active node's heartbeat dies
-        nodes["esup-proxy-1"].wait(10)
+        nodes.kill("esup-proxy-1")  # the active node's heartbeat dies
         block = nagios.wait_state("cluster nodes", 2, since=stopped_at, timeout=TRANSITION_SECONDS)
         assert "esup-proxy-1" in block["plugin_output"]
         block = nagios.wait_state("cluster resources", 1, since=stopped_at, timeout=TRANSITION_SECONDS)
         assert "esup-proxy-2" in block["plugin_output"] and "esup-proxy-1" in block["plugin_output"]
 
         returned_at = time.time()
-        nodes["esup-proxy-1"] = _start(cluster, "esup-proxy-1", tmp_path / "esup-proxy-1.log")
+        nodes.start("esup-proxy-1")
         nagios.wait_state("cluster nodes", 0, since=returned_at, timeout=TRANSITION_SECONDS)
         nagios.wait_state("cluster resources", 0, since=returned_at, timeout=TRANSITION_SECONDS)
         log = (workdir / "nagios.log").read_text()
@@ -149,11 +129,4 @@ def test_real_nagios_follows_a_live_cluster(tmp_path):
     finally:
         if nagios is not None:
             nagios.stop()
-        for proc in nodes.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in nodes.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        nodes.stop()
