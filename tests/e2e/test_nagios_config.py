@@ -9,27 +9,16 @@ import re
 import shlex
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from harness import BackendProcess, free_port
+from harness import REPO, BackendProcess, free_port
+from nagios_harness import BIN, NAGIOS4, NAGIOS_DIR, Nagios, lb1_objects, require_nagios, service
 
-REPO = Path(__file__).resolve().parents[2]
-NAGIOS_DIR = REPO / "nagios"
 DATA = REPO / "tests" / "checks_data"
-BIN = Path(sys.executable).parent
-NAGIOS4 = shutil.which("nagios4") or "/usr/sbin/nagios4"
-CHECK_INTERVAL = 2  # seconds (interval_length 1)
-TRANSITION_SECONDS = 12.0  # check interval + gproxy's detection (fall 1, inter 200 ms) + status.dat refresh, with room
-
-
-def require_nagios() -> None:
-    if not Path(NAGIOS4).exists():
-        pytest.fail("nagios4 is missing: run scripts/install-debian-deps.sh (make test does)")
 
 
 def defines(text: str, kind: str) -> list[dict[str, str]]:
@@ -135,152 +124,14 @@ def test_icinga2_check_commands_validate():
 
 # ------------------------------------------------------------------ a real Nagios
 
-MAIN_CFG = """log_file={d}/nagios.log
-cfg_file={nagios}/commands.cfg
-cfg_file={nagios}/templates.cfg
-cfg_file={d}/objects.cfg
-resource_file={d}/resource.cfg
-status_file={d}/status.dat
-status_update_interval=1
-object_cache_file={d}/objects.cache
-precached_object_file={d}/objects.precache
-temp_file={d}/nagios.tmp
-temp_path={d}
-lock_file={d}/nagios.pid
-check_result_path={d}/checkresults
-check_result_reaper_frequency=1
-query_socket={d}/nagios.qh
-command_file={d}/nagios.cmd
-check_external_commands=1
-retain_state_information=0
-interval_length=1
-service_inter_check_delay_method=n
-host_inter_check_delay_method=n
-max_service_check_spread=1
-max_host_check_spread=1
-service_check_timeout=20
-use_syslog=0
-log_initial_states=1
-enable_notifications=0
-enable_flap_detection=0
-check_for_updates=0
-nagios_user=root
-nagios_group=root
-illegal_macro_output_chars=`~$&|'"<>
-"""
-
-OBJECTS_CFG = """define command {{
-    command_name    test-host-up
-    command_line    /bin/true
-}}
-
-define contact {{
-    use                     gproxy-contact
-    contact_name            tester
-    email                   root@localhost
-}}
-
-define host {{
-    use                     gproxy-lb-node
-    host_name               lb1
-    address                 127.0.0.1
-    check_command           test-host-up
-}}
-
-define service {{
-    use                     gproxy-backend-service
-    host_name               lb1
-    service_description     esup-proxy backend
-    check_command           check_gproxy_backend!{socket}!esup-proxy
-    check_interval          {interval}
-    retry_interval          1
-    max_check_attempts      1
-}}
-
-define service {{
-    use                     gproxy-backend-service
-    host_name               lb1
-    service_description     server ents3
-    check_command           check_gproxy_server!{socket}!esup-proxy!ents3
-    check_interval          {interval}
-    retry_interval          1
-    max_check_attempts      1
-}}
-
-define service {{
-    use                     gproxy-traffic-service
-    host_name               lb1
-    service_description     esup-proxy sessions
-    check_command           check_gproxy_sessions!{socket}
-    check_interval          {interval}
-    retry_interval          1
-    max_check_attempts      1
-}}
-
-define service {{
-    use                     gproxy-cluster-service
-    host_name               lb1
-    service_description     cluster nodes (saved crm_mon)
-    check_command           check_pacemaker_nodes!--crm-mon-file {crm_mon}
-    check_interval          {interval}
-    retry_interval          1
-    max_check_attempts      1
-}}
-"""
-
-
-def read_status(path: Path) -> dict[str, dict[str, str]]:
-    """servicestatus blocks of status.dat by service description."""
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return {}
-    services = {}
-    for body in re.findall(r"servicestatus \{\n(.*?)\n\t\}", text, re.S):
-        block = dict(line.strip().split("=", 1) for line in body.splitlines() if "=" in line)
-        services[block.get("service_description", "")] = block
-    return services
-
-
-class Nagios:
-    def __init__(self, workdir: Path, socket: str, objects: str | None = None):
-        """`objects`: the object definitions to monitor (default: a gproxy backend on `socket`)."""
-        self.workdir = workdir
-        (workdir / "checkresults").mkdir()
-        (workdir / "resource.cfg").write_text(f"$USER1$={BIN}\n")
-        (workdir / "objects.cfg").write_text(objects if objects is not None else OBJECTS_CFG.format(
-            socket=socket, interval=CHECK_INTERVAL, crm_mon=DATA / "crm_mon-2.1-ok.xml"))
-        (workdir / "nagios.cfg").write_text(MAIN_CFG.format(d=workdir, nagios=NAGIOS_DIR))
-        verify = subprocess.run([NAGIOS4, "-v", str(workdir / "nagios.cfg")], capture_output=True, text=True,
-                                timeout=60)
-        assert verify.returncode == 0 and "Total Warnings: 0" in verify.stdout, verify.stdout
-        self.proc = subprocess.Popen([NAGIOS4, str(workdir / "nagios.cfg")], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL)
-
-    def wait_state(self, service: str, state: int, since: float = 0.0, timeout: float = TRANSITION_SECONDS
-                   ) -> dict[str, str]:
-        """Wait for a HARD `state` from a check that ran after `since` (epoch seconds)."""
-        deadline = time.monotonic() + timeout
-        block: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, "nagios4 exited"
-            block = read_status(self.workdir / "status.dat").get(service, {})
-            if (block.get("has_been_checked") == "1" and block.get("current_state") == str(state)
-                    and block.get("state_type") == "1"
-                    and int(block.get("last_check", "0")) >= int(since)):
-                return block
-            time.sleep(0.2)
-        log = (self.workdir / "nagios.log").read_text(errors="replace")[-3000:]
-        raise AssertionError(f"{service}: no HARD state {state} within {timeout:g}s; last {block}\n{log}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+def gproxy_objects(socket: str) -> str:
+    """lb1's gproxy services on `socket`, and a Pacemaker check on a saved crm_mon."""
+    return lb1_objects(
+        service("gproxy-backend-service", "esup-proxy backend", f"check_gproxy_backend!{socket}!esup-proxy"),
+        service("gproxy-backend-service", "server ents3", f"check_gproxy_server!{socket}!esup-proxy!ents3"),
+        service("gproxy-traffic-service", "esup-proxy sessions", f"check_gproxy_sessions!{socket}"),
+        service("gproxy-cluster-service", "cluster nodes (saved crm_mon)",
+                f"check_pacemaker_nodes!--crm-mon-file {DATA / 'crm_mon-2.1-ok.xml'}"))
 
 
 def test_real_nagios_follows_a_live_gproxy(tmp_path, start_gproxy):
@@ -301,7 +152,7 @@ def test_real_nagios_follows_a_live_gproxy(tmp_path, start_gproxy):
                      f'httpchk = {{ method = "OPTIONS", path = "/" }}\n{servers}', wait_ports=[port])
         workdir = tmp_path / "nagios"
         workdir.mkdir()
-        nagios = Nagios(workdir, str(sock))
+        nagios = Nagios(workdir, gproxy_objects(str(sock)))
 
         block = nagios.wait_state("esup-proxy backend", 0)
         assert block["plugin_output"] == "GPROXY BACKENDS OK - esup-proxy: 3/3 active servers up"
