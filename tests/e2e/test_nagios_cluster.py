@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 
 from cluster_harness import HeartbeatNodes, udp_port, write_authkey
-from test_nagios_config import CHECK_INTERVAL, Nagios, require_nagios
+from nagios_harness import Nagios, lb1_objects, require_nagios, service
 
 TRANSITION_SECONDS = 20.0  # check interval + deadtime + the group's start, with room
 
@@ -54,46 +54,6 @@ node = "esup-proxy-1"
 score = 100
 """
 
-OBJECTS = """define command {{
-    command_name    test-host-up
-    command_line    /bin/true
-}}
-
-define contact {{
-    use                     gproxy-contact
-    contact_name            tester
-    email                   root@localhost
-}}
-
-define host {{
-    use                     gproxy-lb-node
-    host_name               lb1
-    address                 127.0.0.1
-    check_command           test-host-up
-}}
-
-define service {{
-    use                     gproxy-cluster-service
-    host_name               lb1
-    service_description     cluster nodes
-    check_command           check_heartbeat_nodes!{socket}!
-    check_interval          {interval}
-    retry_interval          1
-    max_check_attempts      1
-}}
-
-define service {{
-    use                     gproxy-cluster-service
-    host_name               lb1
-    service_description     cluster resources
-    check_command           check_heartbeat_resources!{socket}!
-    check_interval          {interval}
-    retry_interval          1
-    max_check_attempts      1
-}}
-"""
-
-
 def test_real_nagios_follows_a_live_cluster(tmp_path):
     require_nagios()
     write_authkey(tmp_path / "authkey", "nagios-e2e")
@@ -105,7 +65,9 @@ def test_real_nagios_follows_a_live_cluster(tmp_path):
         workdir = tmp_path / "nagios"
         workdir.mkdir()
         sock = nodes.socket("esup-proxy-2")
-        nagios = Nagios(workdir, sock, objects=OBJECTS.format(socket=sock, interval=CHECK_INTERVAL))
+        nagios = Nagios(workdir, lb1_objects(
+            service("gproxy-cluster-service", "cluster nodes", f"check_heartbeat_nodes!{sock}!"),
+            service("gproxy-cluster-service", "cluster resources", f"check_heartbeat_resources!{sock}!")))
 
         assert nagios.wait_state("cluster nodes", 0, timeout=TRANSITION_SECONDS)["plugin_output"].startswith(
             "HEARTBEAT NODES OK")
