@@ -27,6 +27,7 @@ import tomli_w
 
 from cluster_harness import DUMMY, HeartbeatNodes, require_dummy, udp_port, write_authkey  # noqa: F401 (re-exported)
 from harness import REPO, BackendProcess, GproxyProcess, free_port, stop_process
+from nagios_harness import NAGIOS4, NAGIOS_DIR, main_cfg
 from trap_receiver import (  # noqa: F401 (re-exported to test_no_secrets.py)
     BASE_MIBS,
     MIB_DIR,
@@ -344,7 +345,6 @@ def test_heartbeat_cluster_traps(tmp_path):
 # ------------------------------------------------------------------------ snmptt -> Nagios
 
 SNMPTT = shutil.which("snmptt") or "/usr/sbin/snmptt"
-NAGIOS4 = shutil.which("nagios4") or "/usr/sbin/nagios4"
 SNMPTT_CONF = MIB_DIR / "snmptt" / "snmptt.conf.gproxy-suite"
 TRAP2NAGIOS = MIB_DIR / "snmptt" / "trap2nagios"
 
@@ -375,37 +375,13 @@ snmptt_conf_files = <<END
 END
 """
 
-NAGIOS_CFG = """log_file={d}/nagios.log
-cfg_file={nagios}/commands.cfg
-cfg_file={nagios}/templates.cfg
-cfg_file={nagios}/example/objects/esup-proxy.cfg
-resource_file={d}/resource.cfg
-status_file={d}/status.dat
-status_update_interval=1
-object_cache_file={d}/objects.cache
-precached_object_file={d}/objects.precache
-temp_file={d}/nagios.tmp
-temp_path={d}
-lock_file={d}/nagios.pid
-check_result_path={d}/checkresults
-check_result_reaper_frequency=1
-query_socket={d}/nagios.qh
-command_file={d}/nagios.cmd
-check_external_commands=1
-command_check_interval=-1
+# Passive results only: the traps are the checks.
+PASSIVE_CFG = """command_check_interval=-1
 execute_service_checks=0
 execute_host_checks=0
 accept_passive_service_checks=1
 log_passive_checks=1
 log_service_retries=1
-retain_state_information=0
-use_syslog=0
-enable_notifications=0
-enable_flap_detection=0
-check_for_updates=0
-nagios_user=root
-nagios_group=root
-illegal_macro_output_chars=`~$&|'"<>
 """
 
 
@@ -427,7 +403,8 @@ class TrapsToNagios:
             stub.chmod(0o755)
         (d / "checkresults").mkdir()
         (d / "resource.cfg").write_text(f"$USER1$={plugins}\n")
-        (d / "nagios.cfg").write_text(NAGIOS_CFG.format(d=d, nagios=MIB_DIR))
+        (d / "nagios.cfg").write_text(main_cfg(d, NAGIOS_DIR / "example" / "objects" / "esup-proxy.cfg",
+                                               PASSIVE_CFG))
         (d / "snmptt.conf").write_text(SNMPTT_CONF.read_text().replace(
             "/usr/local/bin/trap2nagios", f"{TRAP2NAGIOS} -c {d}/nagios.cmd"))
         (d / "snmptt.ini").write_text(SNMPTT_INI.format(d=d))
