@@ -52,6 +52,29 @@ def write_authkey(path: Path, secret: str, key_id: int = 1) -> Path:
     return path
 
 
+def cluster_doc(tmp: Path, name: str, nodes: dict[str, str], **options) -> dict:
+    """A cluster file's [cluster] and [[node]] tables (for tomli_w): the keys in `tmp`/authkey,
+    each node's status socket and state under `tmp`; `options` (timers...) added or overriding.
+    `nodes`: node name -> its address."""
+    cluster = {"name": name, "auth_key_file": str(tmp / "authkey"), "status_socket": f"{tmp}/{{node}}.sock",
+               "state_dir": f"{tmp}/state-{{node}}"}
+    return {"cluster": {**cluster, **options},
+            "node": [{"name": node, "addresses": [address]} for node, address in nodes.items()]}
+
+
+def dummies(tmp: Path, ids: list[str], prefer: str, interval: str, timeout: str = "10s",
+            group: str | None = None) -> dict:
+    """ocf:heartbeat:Dummy resources (state file `tmp`/<node>-<id>.state), monitored every `interval`,
+    in `group` if given, preferring the node `prefer` (score 100): tables to add to a cluster_doc."""
+    tables: dict = {"resource": [{"id": rid, "agent": "ocf:heartbeat:Dummy",
+                                  "params": {"state": f"{tmp}/{{node}}-{rid}.state"},
+                                  "monitor": {"interval": interval, "timeout": timeout}} for rid in ids]}
+    if group is not None:
+        tables["group"] = [{"id": group, "resources": list(ids)}]
+    tables["constraint"] = [{"kind": "location", "resource": group or ids[0], "node": prefer, "score": 100}]
+    return tables
+
+
 def ask_socket(path: str | Path, request: dict, timeout: float = STATUS_TIMEOUT) -> dict:
     """One JSON request line to a status socket, its one JSON answer line."""
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

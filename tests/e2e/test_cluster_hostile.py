@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 
 import pytest
+import tomli_w
 
-from cluster_harness import HeartbeatNodes, udp_port, write_authkey
+from cluster_harness import HeartbeatNodes, cluster_doc, dummies, udp_port, write_authkey
 
 from heartbeat.protocol.packet import MAGIC, Message, encode
 
@@ -38,45 +39,14 @@ FLOOD_PAUSE = 0.003
 OTHER_SOURCE = "127.0.0.2"  # loopback is a /8: the attacker's "other machine"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
-CLUSTER = """\
-[cluster]
-name = "hostile"
-keepalive = "200ms"
-warntime = "500ms"
-deadtime = "2s"
-initdead = "3s"
-auth_key_file = "{tmp}/authkey"
-status_socket = "{tmp}/{{node}}.sock"
-state_dir = "{tmp}/state-{{node}}"
-
-[[node]]
-name = "n1"
-addresses = ["127.0.0.1:{port1}"]
-
-[[node]]
-name = "n2"
-addresses = ["127.0.0.1:{port2}"]
-
-[[resource]]
-id = "dummy"
-agent = "ocf:heartbeat:Dummy"
-params = {{ state = "{tmp}/dummy-{{node}}.state" }}
-monitor = {{ interval = "1s", timeout = "10s" }}
-
-[[constraint]]
-kind = "location"
-resource = "dummy"
-node = "n1"
-score = 100
-"""
-
-
 class LoopbackCluster(HeartbeatNodes):
     def __init__(self, tmp: Path):
         super().__init__(tmp, ["n1", "n2"], tmp / "cluster.toml")
         self.ports = [udp_port(), udp_port()]
         write_authkey(tmp / "authkey", SECRET.decode(), KEY_ID)
-        self.path.write_text(CLUSTER.format(tmp=tmp, port1=self.ports[0], port2=self.ports[1]))
+        doc = cluster_doc(tmp, "hostile", {name: f"127.0.0.1:{port}" for name, port in zip(self.names, self.ports)},
+                          keepalive="200ms", warntime="500ms", deadtime="2s", initdead="3s")
+        self.path.write_text(tomli_w.dumps(doc | dummies(tmp, ["dummy"], "n1", "1s")))
 
     def wait_settled(self, timeout: float = 30) -> dict:
         return self.wait("the cluster to settle", lambda: (last := self.try_status(1)) and
