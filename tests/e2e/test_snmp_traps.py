@@ -25,7 +25,15 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from cluster_harness import DUMMY, HeartbeatNodes, require_dummy, udp_port, write_authkey  # noqa: F401 (re-exported)
+from cluster_harness import (  # noqa: F401 (DUMMY, udp_port: re-exported to test_no_secrets.py)
+    DUMMY,
+    HeartbeatNodes,
+    cluster_doc,
+    dummies,
+    require_dummy,
+    udp_port,
+    write_authkey,
+)
 from harness import REPO, BackendProcess, GproxyProcess, free_port, stop_process
 from nagios_harness import NAGIOS4, NAGIOS_DIR, main_cfg
 from trap_receiver import (  # noqa: F401 (re-exported to test_no_secrets.py)
@@ -182,48 +190,6 @@ def wait_sock(path: Path) -> None:
 
 # ------------------------------------------------------------------------------------- heartbeat
 
-CLUSTER = """
-[cluster]
-name = "snmp-e2e"
-keepalive = "200ms"
-warntime = "500ms"
-deadtime = "2s"
-initdead = "2s"
-port = {port}
-auth_key_file = "{tmp}/authkey"
-status_socket = "{tmp}/{{node}}.sock"
-state_dir = "{tmp}/state-{{node}}"
-
-[[node]]
-name = "n1"
-addresses = ["127.0.0.1:{port1}"]
-
-[[node]]
-name = "n2"
-addresses = ["127.0.0.1:{port2}"]
-
-[[resource]]
-id = "d1"
-agent = "ocf:heartbeat:Dummy"
-params = {{ state = "{tmp}/{{node}}-d1.state" }}
-monitor = {{ interval = "300ms", timeout = "5s" }}
-
-[[resource]]
-id = "d2"
-agent = "ocf:heartbeat:Dummy"
-params = {{ state = "{tmp}/{{node}}-d2.state" }}
-monitor = {{ interval = "300ms", timeout = "5s" }}
-
-[[group]]
-id = "g"
-resources = ["d1", "d2"]
-
-[[constraint]]
-kind = "location"
-resource = "g"
-node = "n1"
-score = 100
-"""
 FREEZE = 0.8  # seconds n1 is stopped: past warntime (0.5 s), well short of deadtime (2 s), even on a busy machine
 
 
@@ -236,8 +202,10 @@ class LoopbackCluster(HeartbeatNodes):
         super().__init__(tmp, ["n1", "n2"], tmp / "cluster.toml")
         self.ports = {"n1": free_port(), "n2": free_port()}
         write_authkey(tmp / "authkey", "snmp-e2e-secret")
-        self.path.write_text(CLUSTER.format(tmp=tmp, port=free_port(), port1=self.ports["n1"],
-                                            port2=self.ports["n2"]) + tomli_w.dumps({"snmp": snmp}))
+        doc = cluster_doc(tmp, "snmp-e2e", {name: f"127.0.0.1:{port}" for name, port in self.ports.items()},
+                          keepalive="200ms", warntime="500ms", deadtime="2s", initdead="2s", port=free_port())
+        doc |= dummies(tmp, ["d1", "d2"], "n1", "300ms", "5s", group="g")
+        self.path.write_text(tomli_w.dumps(doc | {"snmp": snmp}))
 
     def heartbeat(self, *args: str) -> str:
         done = subprocess.run([sys.executable, "-m", "heartbeat", *args, "-s", self.socket("n2")],
