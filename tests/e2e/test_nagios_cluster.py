@@ -7,58 +7,20 @@ from __future__ import annotations
 
 import time
 
-from cluster_harness import HeartbeatNodes, udp_port, write_authkey
+import tomli_w
+
+from cluster_harness import HeartbeatNodes, cluster_doc, dummies, udp_port, write_authkey
 from nagios_harness import Nagios, lb1_objects, require_nagios, service
 
 TRANSITION_SECONDS = 20.0  # check interval + deadtime + the group's start, with room
-
-CLUSTER = """\
-[cluster]
-name = "nagios-e2e"
-keepalive = "200ms"
-warntime = "500ms"
-deadtime = "1s"
-initdead = "2s"
-auth_key_file = "{d}/authkey"
-status_socket = "{d}/{{node}}.sock"
-state_dir = "{d}/state-{{node}}"
-
-[[node]]
-name = "esup-proxy-1"
-addresses = ["127.0.0.1:{p1}"]
-
-[[node]]
-name = "esup-proxy-2"
-addresses = ["127.0.0.1:{p2}"]
-
-[[resource]]
-id = "vip"
-agent = "ocf:heartbeat:Dummy"
-params = {{ state = "{d}/{{node}}-vip.state" }}
-monitor = {{ interval = "1s", timeout = "10s" }}
-
-[[resource]]
-id = "proxy"
-agent = "ocf:heartbeat:Dummy"
-params = {{ state = "{d}/{{node}}-proxy.state" }}
-monitor = {{ interval = "1s", timeout = "10s" }}
-
-[[group]]
-id = "esup"
-resources = ["vip", "proxy"]
-
-[[constraint]]
-kind = "location"
-resource = "esup"
-node = "esup-proxy-1"
-score = 100
-"""
 
 def test_real_nagios_follows_a_live_cluster(tmp_path):
     require_nagios()
     write_authkey(tmp_path / "authkey", "nagios-e2e")
     nodes = HeartbeatNodes(tmp_path, ["esup-proxy-1", "esup-proxy-2"], tmp_path / "cluster.toml")
-    nodes.path.write_text(CLUSTER.format(d=tmp_path, p1=udp_port(), p2=udp_port()))
+    doc = cluster_doc(tmp_path, "nagios-e2e", {name: f"127.0.0.1:{udp_port()}" for name in nodes.names},
+                      keepalive="200ms", warntime="500ms", deadtime="1s", initdead="2s")
+    nodes.path.write_text(tomli_w.dumps(doc | dummies(tmp_path, ["vip", "proxy"], "esup-proxy-1", "1s", group="esup")))
     nodes.start_all()
     nagios = None
     try:
