@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from cluster_harness import HeartbeatNodes, write_authkey
+from cluster_harness import HeartbeatNodes, cluster_doc, write_authkey
 from netns import Lab, can_use_netns
 
 OK, WHY = can_use_netns()
@@ -40,13 +40,9 @@ class MiniCluster(HeartbeatNodes):
                  initdead: str = "2s", resources: bool = True, **cluster_options):
         super().__init__(tmp, [f"n{i}" for i in range(len(lab.namespaces))], tmp / "cluster.toml", lab)
         self.vip = lab.address_for(100)
-        authkey = write_authkey(tmp / "authkey", "e2e-quorum-secret")
-        cluster = {"name": "quorum-e2e", "keepalive": keepalive, "deadtime": deadtime, "initdead": initdead,
-                   "auth_key_file": str(authkey), "status_socket": f"{tmp}/{{node}}.sock",
-                   "state_dir": f"{tmp}/state", **cluster_options}
-        doc: dict = {"cluster": cluster,
-                     "node": [{"name": name, "addresses": [address]}
-                              for name, address in zip(self.names, lab.addresses)]}
+        write_authkey(tmp / "authkey", "e2e-quorum-secret")
+        doc = cluster_doc(tmp, "quorum-e2e", dict(zip(self.names, lab.addresses)), keepalive=keepalive,
+                          deadtime=deadtime, initdead=initdead, state_dir=f"{tmp}/state", **cluster_options)
         if resources:
             doc["resource"] = [
                 {"id": "vip", "agent": "ocf:heartbeat:IPaddr2",

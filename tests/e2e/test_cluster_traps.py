@@ -25,7 +25,7 @@ from pathlib import Path
 
 import tomli_w
 
-from cluster_harness import HeartbeatNodes, require_dummy, write_authkey
+from cluster_harness import HeartbeatNodes, cluster_doc, dummies, require_dummy, write_authkey
 from harness import free_port
 from gsuite.snmp_config import DEFAULT_ENTERPRISE_OID, default_engine_id
 from trap_receiver import Snmptrapd, check_pair, report_latencies, snmp_table
@@ -41,25 +41,17 @@ class TrapCluster(HeartbeatNodes):
 
     def __init__(self, tmp: Path, snmp: dict, nodes: tuple[str, ...] = NODES, fencing: bool = True):
         super().__init__(tmp, list(nodes), tmp / "cluster.toml")
-        authkey = write_authkey(tmp / "authkey", CLUSTER_KEY)
+        write_authkey(tmp / "authkey", CLUSTER_KEY)
         # The hook's arguments carry a password, as fence agents' do: only the
         # program's name, exit status and last output line may be reported.
         fence = ["sh", "-c", 'echo "fence agent refused $1"; exit 1', "fence", "{node}",
                  "--password", FENCE_PASSWORD]
         options = {"fencing": {"command": fence, "timeout": "5s"}} if fencing else {}
-        doc = {
-            "cluster": {"name": "traps-e2e", "keepalive": "200ms", "warntime": "600ms", "deadtime": "1500ms",
-                        "initdead": "2s", "port": free_port(), "auth_key_file": str(authkey),
-                        "status_socket": f"{tmp}/{{node}}.sock", "state_dir": f"{tmp}/state-{{node}}",
-                        **options},
-            "node": [{"name": name, "addresses": [f"127.0.0.1:{free_port()}"]} for name in nodes],
-            "resource": [{"id": "d1", "agent": "ocf:heartbeat:Dummy",
-                          "params": {"state": f"{tmp}/{{node}}-d1.state"},
-                          "monitor": {"interval": "500ms", "timeout": "5s"}}],
-            "constraint": [{"kind": "location", "resource": "d1", "node": "n1", "score": 100}],
-            "snmp": snmp,
-        }
-        self.path.write_text(tomli_w.dumps(doc))
+        doc = cluster_doc(tmp, "traps-e2e", {name: f"127.0.0.1:{free_port()}" for name in nodes},
+                          keepalive="200ms", warntime="600ms", deadtime="1500ms", initdead="2s", port=free_port(),
+                          **options)
+        doc |= dummies(tmp, ["d1"], "n1", "500ms", "5s")
+        self.path.write_text(tomli_w.dumps(doc | {"snmp": snmp}))
 
     def check(self, node: str, mode: str = "nodes", *options: str) -> tuple[int, str]:
         done = subprocess.run([str(CHECK_HEARTBEAT), mode, "-s", self.socket(node), *options],
