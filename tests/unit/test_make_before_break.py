@@ -188,3 +188,35 @@ def test_the_controller_without_the_setting_stops_first():
     h.controller.pulse()
     assert [(k, r) for _, k, r in h.executed] == [("stop", "vip")]
     assert replace(h.controller.cib).moves  # the move is still asked for
+
+
+def _lrm_with(rc: int):
+    """An LRM whose agent answers `rc` to quiesce (start succeeds)."""
+    from heartbeat.lrm.lrm import LocalResourceManager
+    from heartbeat.lrm.runner import ActionResult
+
+    calls = []
+
+    def executor(res, action, timeout_ms, interval_ms=0, ocf_root=None, extra_env=None):
+        calls.append(action)
+        code = rc if action == "quiesce" else 0
+        return ActionResult(res.id, action, code, False, 1, "", "ok" if code == 0 else f"exit {code}", 0)
+
+    lrm = LocalResourceManager("n1", (VIP,), lambda result: None, executor=executor)
+    lrm.execute("start", "vip")
+    return lrm, calls
+
+
+def test_quiesce_runs_the_agent_and_leaves_the_state_alone():
+    lrm, calls = _lrm_with(0)
+    result = lrm.execute("quiesce", "vip")
+    assert result.rc == 0 and calls == ["start", "quiesce"]
+    assert lrm.state("vip") == ResourceState.STARTED
+
+
+def test_an_agent_without_quiesce_or_a_failed_quiesce_does_not_stop_the_move():
+    for rc in (3, 1):
+        lrm, _ = _lrm_with(rc)
+        result = lrm.execute("quiesce", "vip")
+        assert result.rc == 0 and ("no quiesce action" in result.reason or "ignored" in result.reason)
+        assert lrm.state("vip") == ResourceState.STARTED
