@@ -15,14 +15,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness import REPO
+from harness import REPO, wait_for
 
 DUMMY = Path("/usr/lib/ocf/resource.d/heartbeat/Dummy")  # resource-agents' ocf:heartbeat:Dummy
 STATUS_TIMEOUT = 10.0  # seconds a status socket may take to answer
@@ -94,20 +93,6 @@ def ask_socket(path: str | Path, request: dict, timeout: float = STATUS_TIMEOUT)
 def placement(doc: dict) -> dict[str, str | None]:
     """Resource id -> the node it is started on (None: not started), from a status document."""
     return {r["id"]: (r["node"] if r["state"] == "started" else None) for r in doc["resources"]}
-
-
-def wait_until(what: str, predicate: Callable[[], Any], timeout: float = WAIT_TIMEOUT,
-               interval: float = WAIT_INTERVAL, detail: Callable[[], str] = lambda: "") -> Any:
-    """The first true value of `predicate()`, polled until `timeout`; else an AssertionError
-    naming `what`, the last value and `detail()` (the logs, say)."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})\n{detail()}")
 
 
 class HeartbeatNodes:
@@ -186,7 +171,7 @@ class HeartbeatNodes:
 
     def wait(self, what: str, predicate: Callable[[], Any], timeout: float = WAIT_TIMEOUT,
              interval: float = WAIT_INTERVAL) -> Any:
-        return wait_until(what, predicate, timeout, interval, detail=self.logs)
+        return wait_for(predicate, what, timeout, interval, detail=self.logs)
 
     def wait_placed(self, node: int | str, holder: str, timeout: float = 30) -> dict[str, str | None]:
         """Every resource started on `holder`, as `node` sees it."""

@@ -263,3 +263,19 @@ def stop_process(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait(5)
+
+
+WAIT_TIMEOUT = 10.0  # seconds a condition may take by default (never a speed assertion)
+
+
+def wait_for(predicate, what: str, timeout: float = WAIT_TIMEOUT, interval: float = 0.05, detail=None):
+    """The first true value of `predicate()`, polled every `interval` until `timeout`; else an
+    AssertionError naming `what`, the last value and `detail()` if given (logs, say)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what} (last: {last!r})" + (f"\n{detail()}" if detail else ""))
