@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import REPO, GproxyProcess, free_port, http_get, wait_port
+from harness import REPO, GproxyProcess, free_port, http_get, wait_for, wait_port
 
 WAIT = 10.0  # seconds a condition may take (never a speed assertion)
 
@@ -39,17 +39,6 @@ def stat_rows(path) -> dict[str, dict[str, str]]:
     lines = cli(path, "show stat").splitlines()
     names = lines[0][2:].split(",")
     return {f"{f[0]}/{f[1]}": dict(zip(names, f)) for f in (line.split(",") for line in lines[1:])}
-
-
-def wait_for(predicate, what: str):
-    deadline = time.monotonic() + WAIT
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 def wait_status(path, key: str, status: str):

@@ -29,7 +29,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gproxy.runtime_api.client import send
-from harness import REPO, free_port, http_get, http_request
+from harness import REPO, free_port, http_get, http_request, wait_for
 
 WAIT = 10.0  # seconds a condition may take (never a speed assertion)
 BROWSER_TIMEOUT = 60.0  # a cold chromium start on a busy CI machine
@@ -40,17 +40,6 @@ FIRST_FD = 100  # pipe ends are moved above this before the shell puts them on 3
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--window-size=1280,900"]
-
-
-def wait_for(predicate, what: str):
-    deadline = time.monotonic() + WAIT
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what} (last: {last!r})")
 
 
 class Site:
