@@ -17,8 +17,9 @@ from datetime import datetime
 
 import pytest
 
-from netns import Lab
-from test_cluster_quorum import MiniCluster, pytestmark  # noqa: F401  (same skips)
+from netns_cluster_harness import MARKS, MiniCluster, make_cluster  # noqa: F401 (make_cluster: the fixture)
+
+pytestmark = MARKS
 
 KEEPALIVE_MS = 300
 DEADTIME_MS = 1500
@@ -48,29 +49,10 @@ def _converged(cluster: MiniCluster, indexes, online: set[str], dc: str, holder:
     return docs if len(placements) == 1 else None
 
 
-@pytest.fixture
-def lab_cluster(tmp_path):
-    made = []
-
-    def make(nodes: int) -> MiniCluster:
-        lab = Lab(nodes)
-        made.append(lab)
-        cluster = MiniCluster(tmp_path, lab, keepalive=f"{KEEPALIVE_MS}ms", deadtime=f"{DEADTIME_MS}ms",
-                              initdead=f"{2 * DEADTIME_MS}ms")
-        made.append(cluster)
-        return cluster
-
-    yield make
-    for thing in reversed(made):
-        if isinstance(thing, MiniCluster):
-            thing.stop()
-        else:
-            thing.close()
-
-
 @pytest.mark.parametrize("size", [3, 8, 16])
-def test_membership_dc_loss_detection_and_placement(lab_cluster, size):
-    cluster = lab_cluster(size)
+def test_membership_dc_loss_detection_and_placement(make_cluster, size):
+    cluster = make_cluster(size, keepalive=f"{KEEPALIVE_MS}ms", deadtime=f"{DEADTIME_MS}ms",
+                           initdead=f"{2 * DEADTIME_MS}ms")
     names = set(cluster.names)
     started = time.monotonic()
     cluster.start_all()
