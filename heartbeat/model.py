@@ -319,7 +319,9 @@ class ClusterStatus:
 class Action:
     """One operation to run: `stop proxy on esup-proxy-1`."""
 
-    kind: Literal["start", "stop", "monitor"]
+    # quiesce: make-before-break's "stop taking new connections" on the old
+    # node (heartbeat/policy/make_before_break.py), not an OCF action.
+    kind: Literal["start", "stop", "monitor", "quiesce"]
     resource: str
     node: str
 
