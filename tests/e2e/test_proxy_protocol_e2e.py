@@ -31,9 +31,8 @@ from harness import (  # noqa: E402
     recv_all,
     wait_port,
 )
-from test_tls_e2e import Stunnel, make_cert, show_stat, wait_stats_socket  # noqa: E402
+from tls_harness import IO_TIMEOUT, Stunnel, make_cert, show_stat, wait_stats_socket  # noqa: E402
 
-IO_TIMEOUT = 10.0
 V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 REQUEST = b"GET /echo HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n"
 RECORDER_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
