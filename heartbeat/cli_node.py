@@ -202,6 +202,8 @@ def register_socket_commands(commands) -> None:
     add("unmanage", "leave a resource or group alone: monitored and reported, never started, stopped or "
         "recovered", _manage(False), ("resource", "resource or group"))
     add("manage", "manage a resource or group again", _manage(True), ("resource", "resource or group"))
+    add("clear-split-brain", "forget a recorded split brain once it has been dealt with (every node)",
+        _simple("clear-split-brain"))
 
 
 # ---- agents, simulate ------------------------------------------------------------

@@ -327,9 +327,11 @@ class Controller:
                 self._check_split_brain(sender, view.resources)
         # The side that saw it first may have stopped its copy before this
         # side heard it: its report is adopted, so every node shows the fact.
+        # A later clearing (`heartbeat clear-split-brain`) travels the same way.
         reported = body.get("split_brain")
-        if isinstance(reported, dict) and reported.get("detected") and (
-                self.split_brain is None or reported.get("at", 0) > self.split_brain.get("at", 0)):
+        if isinstance(reported, dict) and (
+                (self.split_brain is None and reported.get("detected"))
+                or (self.split_brain is not None and reported.get("at", 0) > self.split_brain.get("at", 0))):
             self.split_brain = dict(reported)
         version = CibVersion(*body.get("cib_version", (0, 0, 0)))
         view.cib_version = version
@@ -343,6 +345,13 @@ class Controller:
                 self.last_failover = body["last_failover"]
         if cib_store.newer(self.cib.version, version):
             self._send_cib(sender)
+
+    def clear_split_brain(self, now: float) -> None:
+        """The administrator has dealt with it: the record becomes a dated
+        clearing, newer than the detection, so that heartbeats carry the
+        clearing to every node (and a node that missed it does not bring the
+        detection back). A new split brain later is recorded again."""
+        self.split_brain = {"detected": False, "cleared": True, "at": now}
 
     def _check_split_brain(self, peer: str, theirs: tuple[ResourceStatus, ...]) -> None:
         """The first report of a node back from a partition: a primitive (not
@@ -410,6 +419,12 @@ class Controller:
             payload = {"resource": request.get("resource"), "node": request.get("node")}
             self.cleanup(payload["resource"], payload["node"])
             self.send("cleanup", payload, None)
+            return {"ok": True}
+        if request.get("cmd") == "clear-split-brain":
+            if not (self.split_brain and self.split_brain.get("detected")):
+                return {"ok": False, "error": "no split brain is recorded"}
+            self.clear_split_brain(self.clock())
+            self.send("hb", self.heartbeat_body(), None)  # every node forgets it now, not at the next keepalive
             return {"ok": True}
         try:
             self.cib = cib_store.apply_change(self.cib, request, self.clock())

@@ -295,7 +295,8 @@ class Node:
         cmd = request.get("cmd", "status")
         if cmd == "status":
             return self.status_document()
-        if cmd not in ("move", "clear", "standby", "online", "cleanup", "maintenance", "manage"):
+        if cmd not in ("move", "clear", "standby", "online", "cleanup", "maintenance", "manage",
+                       "clear-split-brain"):
             return {"ok": False, "error": f"unknown command: {cmd}"}
         controller = self.controller
         if controller.is_dc:

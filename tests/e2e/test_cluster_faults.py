@@ -226,3 +226,10 @@ def test_link_cut_without_tie_breaker_then_healed_is_reported_as_split_brain(clu
     assert "split-brain" in cluster.logs()
     cluster.wait_placed(0, "esup-proxy-1")  # then one copy is stopped and the group runs once
     assert wait_served(cluster.vip) < 20
+    # Dealt with: the administrator clears it (asked on the standby: it goes through the DC) on both nodes.
+    assert cluster.ask(1, {"cmd": "clear-split-brain"}) == {"ok": True}
+    deadline = time.monotonic() + 10
+    while any(cluster.status(i)["split_brain"].get("detected") for i in (0, 1)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [cluster.status(i)["split_brain"].get("detected") for i in (0, 1)] == [False, False], cluster.logs()
+    assert cluster.ask(0, {"cmd": "clear-split-brain"}) == {"ok": False, "error": "no split brain is recorded"}

@@ -84,3 +84,51 @@ def test_a_peers_report_is_adopted_and_carried_in_heartbeats():
     other.controller.on_message("hb", "n1", seen.controller.heartbeat_body())
     assert other.controller.split_brain == seen.controller.split_brain
     assert "split_brain" not in Harness().controller.heartbeat_body()
+
+
+def test_clear_split_brain_is_refused_when_none_is_recorded():
+    h = Harness()
+    assert h.controller.apply_request({"cmd": "clear-split-brain"}) == {
+        "ok": False, "error": "no split brain is recorded"}
+    assert h.controller.split_brain is None
+
+
+def test_a_cleared_split_brain_travels_to_every_node_and_does_not_come_back():
+    dc = Harness()
+    partition_then_heal(dc)
+    hb(dc, "n2", 5, BOTH_RUNNING)
+    detected_body = dc.controller.heartbeat_body()
+    peer = Harness(local="n2")
+    peer.controller.set_online(frozenset({"n1", "n2"}))
+    peer.controller.on_message("hb", "n1", detected_body)
+    assert peer.controller.split_brain["detected"] is True
+
+    dc.now += 60
+    assert dc.controller.apply_request({"cmd": "clear-split-brain"}) == {"ok": True}
+    assert dc.controller.split_brain == {"detected": False, "cleared": True, "at": dc.now}
+    kind, body, to = dc.sent[-1]
+    assert (kind, to) == ("hb", None) and body["split_brain"]["detected"] is False  # sent at once
+    peer.controller.on_message("hb", "n1", body)
+    assert peer.controller.split_brain["detected"] is False
+    # An older heartbeat still carrying the detection does not bring it back, on either node.
+    peer.controller.on_message("hb", "n1", detected_body)
+    dc.controller.on_message("hb", "n2", {**detected_body, "lrm_seq": 7})
+    assert not peer.controller.split_brain["detected"] and not dc.controller.split_brain["detected"]
+    # A node that never saw the split brain does not take a clearing as one.
+    fresh = Harness(local="n2")
+    fresh.controller.on_message("hb", "n1", body)
+    assert not (fresh.controller.split_brain or {}).get("detected")
+
+
+def test_a_new_split_brain_after_a_clearing_is_recorded_again():
+    h = Harness()
+    partition_then_heal(h)
+    hb(h, "n2", 5, BOTH_RUNNING)
+    h.now += 10
+    h.controller.clear_split_brain(h.now)
+    h.now += 10
+    h.controller.set_online(frozenset({"n1"}), lost=("n2",))
+    h.controller.set_online(frozenset({"n1", "n2"}))
+    hb(h, "n2", 9, BOTH_RUNNING)
+    assert h.controller.split_brain == {"detected": True, "at": h.now, "nodes": ["n1", "n2"],
+                                        "resources": ["a", "b"]}
