@@ -87,6 +87,32 @@ class Lab:
             except ProcessLookupError:
                 pass
 
+    def reboot(self, index: int) -> None:
+        """A crashed node comes back as from a reboot: a fresh namespace (same
+        name, address and bridge port) without the dead kernel's TCP state
+        (its orphaned sockets would answer clients' segments with challenge
+        ACKs instead of resets), its queued datagrams (old heartbeats that
+        would reach the peer as if the dead node were alive) or the VIP.
+        Processes are started again by the test."""
+        ns, veth, address = self.namespaces[index], self.veths[index], self.addresses[index]
+        # A bridge takes the lowest MAC of its ports: pinned, the root
+        # namespace's address keeps its MAC in the other nodes' ARP caches.
+        with open(f"/sys/class/net/{self.bridge}/address") as f:
+            _ip("link", "set", self.bridge, "address", f.read().strip())
+        for pid in self.pids(index):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _ip("netns", "del", ns, check=False)
+        _ip("link", "del", veth, check=False)
+        _ip("netns", "add", ns)
+        _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        _ip("link", "set", veth, "master", self.bridge, "up")
+        _ip("-n", ns, "addr", "add", f"{address}/24", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        _ip("-n", ns, "link", "set", "lo", "up")
+
     def link(self, index: int, up: bool) -> None:
         _ip("link", "set", self.veths[index], "up" if up else "down", check=False)
 

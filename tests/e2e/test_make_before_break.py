@@ -17,7 +17,6 @@ moves, the standby cycle and the failback must succeed. The figures are printed
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -180,7 +179,7 @@ def test_moves_and_failback_lose_no_request(cloned):
         wait_served(cluster.vip)
         time.sleep(load.timeout + 0.5)  # the requests caught by the crash time out in the crash phase
         load.phase("failback")
-        reboot(cluster.lab, 0)
+        cluster.lab.reboot(0)
         returned = time.monotonic()
         cluster.start(0)
         cluster.wait_vip(1, first)
@@ -197,29 +196,6 @@ def test_moves_and_failback_lose_no_request(cloned):
             counts = figures[phase][mode]
             assert counts["requests"] > 50, (phase, mode, counts)
             assert counts["failed"] == 0, (phase, mode, counts["failures"])
-
-
-def reboot(lab: Lab, index: int) -> None:
-    """A crashed node comes back as from a reboot: a fresh network namespace
-    (same name, address and bridge port) without the dead kernel's TCP state
-    (its orphaned sockets would answer the clients' segments with challenge
-    ACKs instead of resets) nor its queued datagrams, and without the VIP."""
-    ns, veth, address = lab.namespaces[index], lab.veths[index], lab.addresses[index]
-    # A bridge takes the lowest MAC of its ports: pinned, the client's address keeps its MAC in the nodes' caches.
-    mac = Path(f"/sys/class/net/{lab.bridge}/address").read_text().strip()
-    subprocess.run(["ip", "link", "set", lab.bridge, "address", mac], check=True)
-    for pid in lab.pids(index):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    subprocess.run(["ip", "netns", "del", ns], check=False)
-    subprocess.run(["ip", "link", "del", veth], capture_output=True, check=False)
-    for argv in (["netns", "add", ns], ["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", ns],
-                 ["link", "set", veth, "master", lab.bridge, "up"],
-                 ["-n", ns, "addr", "add", f"{address}/24", "dev", "eth0"],
-                 ["-n", ns, "link", "set", "eth0", "up"], ["-n", ns, "link", "set", "lo", "up"]):
-        subprocess.run(["ip", *argv], check=True, capture_output=True)
 
 
 def _wait_placement(cluster: ClonedCluster, expected: tuple[str, list[str]], timeout: float = 30) -> None:
@@ -306,7 +282,7 @@ def test_failover_within_deadtime_600ms(cloned):
         runs.append({"total": answered - crashed, "detected": (detected or answered) - crashed,
                      "decided": (decided or answered) - crashed, "started": (started or answered) - crashed})
         # The crashed node reboots and takes the VIP back (make-before-break), ready for the next run.
-        reboot(cluster.lab, 0)
+        cluster.lab.reboot(0)
         cluster.start(0)
         cluster.wait_vip(1, first)
     totals = sorted(r["total"] for r in runs)
