@@ -9,7 +9,7 @@ that a burst of new connections does not starve established ones.
 
 `Parked` holds a connection that waits for its client's next bytes (the
 first request, or the next one on a kept-alive connection): an io watcher
-and a timer, a few hundred bytes, where a greenlet blocked in recv() keeps
+(the socket's own) and a timer, a few hundred bytes, where a greenlet blocked in recv() keeps
 its saved stack (several KiB) for as long as the client stays silent. When
 the socket turns readable (data, EOF or an error alike) or the timeout
 expires, the callback runs once, in the hub, and is told which.
@@ -26,7 +26,6 @@ from gevent.server import StreamServer
 # is 100; HAProxy's tune.maxaccept is 64): each one costs a callback in the
 # hub, and ready connections wait meanwhile.
 ACCEPT_BATCH = 64
-EV_READ = 1
 
 
 class Acceptor(StreamServer):
@@ -52,16 +51,19 @@ class Acceptor(StreamServer):
 
 
 class Parked:
-    """Wait, without a greenlet, until `fd` is readable or `timeout` seconds
-    passed; then `callback(timed_out)` runs once in the hub. `cancel()`
-    stops the wait without calling it."""
+    """Wait, without a greenlet, until the gevent socket `sock` is readable or
+    `timeout` seconds passed; then `callback(timed_out)` runs once in the hub.
+    `cancel()` stops the wait without calling it.
+
+    The read watcher is the socket's own (gevent's, idle while no greenlet
+    reads it): a new io watcher would cost an fcntl() per wait."""
 
     __slots__ = ("_watcher", "_timer", "_callback")
 
-    def __init__(self, fd: int, timeout: float | None, callback: Callable[[bool], None]):
+    def __init__(self, sock: Any, timeout: float | None, callback: Callable[[bool], None]):
         loop = get_hub().loop
         self._callback: Callable[[bool], None] | None = callback
-        self._watcher = loop.io(fd, EV_READ)
+        self._watcher = sock._read_event
         self._watcher.start(self._fire, False)
         self._timer = None
         if timeout is not None:
@@ -82,8 +84,7 @@ class Parked:
         self._callback = None
         watcher, self._watcher = self._watcher, None
         if watcher is not None:
-            watcher.stop()
-            watcher.close()
+            watcher.stop()  # the socket's: stopped, not closed (gevent reads with it next)
         timer, self._timer = self._timer, None
         if timer is not None:
             timer.stop()

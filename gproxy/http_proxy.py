@@ -67,6 +67,9 @@ HSTS_HEADER = b"Strict-Transport-Security"
 HTTPS_REDIRECT_STATUS = 301
 MAX_TURNAROUND_MS = 1000  # HAProxy waits min(timeout connect, 1s) before retrying a server
 MIN_WAIT_MS = 1.0  # the shortest socket timeout set (0 would make the socket non-blocking)
+# A kept-alive client silent this long between requests waits parked (no greenlet):
+# under load the next request comes sooner, and parking each time would cost more.
+PARK_AFTER_MS = 1000.0
 
 
 class Abort(Exception):
@@ -78,6 +81,9 @@ class HttpSession:
 
     # Set by the process layer after the PROXY header and TLS handshake.
     tls = False  # the client came over TLS (no redirect_to_https; `~` after the frontend in logs)
+    # Set by the process layer: between requests the connection may wait parked (run() returns).
+    can_park = False
+    idle_since: float | None = None  # monotonic time the parked wait for the next request began
     local_address: tuple[str, int] | None = None  # what the client connected to (PROXY header), else the socket's
 
     def __init__(self, ctx, frontend, client: socket.socket, address, log):
@@ -122,15 +128,20 @@ class HttpSession:
         return True
 
     # ---- the connection --------------------------------------------------
-    def run(self) -> None:
-        first = True
+    def run(self, first: bool = True) -> bool:
+        """Serve requests until the connection ends (False), or until it waits
+        idle for its next request with `can_park` set (True): the caller then
+        parks it without its greenlet and calls run(False) when it is readable."""
         try:
             while self.serve_request(first):
                 first = False
+        except _Park:
+            return True
         except Abort:
             pass
         except (OSError, socket.timeout):
             pass
+        return False
 
     def serve_request(self, first: bool) -> bool:
         """Serve one request; True if the client connection stays open."""
@@ -142,7 +153,10 @@ class HttpSession:
         rec.frontend = self.fe.name + "~" if self.tls else self.fe.name  # HAProxy's %ft
         rec.backend = self.be.name if self.be else self.fe.name
         rec.server = "<NOSRV>"
-        start_mono = self.accept_mono if first else clock.mono()
+        if first:
+            start_mono = self.accept_mono
+        else:  # a kept-alive connection's wait started when it was parked, if it was
+            start_mono = self.idle_since if self.idle_since is not None else clock.mono()
         rec.accept_time = self.accept_wall if first else clock.wall()
         head = self._read_head(first, rec, start_mono)
         if head is None:
@@ -222,6 +236,11 @@ class HttpSession:
             # waited parked, without its greenlet); at least 1 ms, so that an
             # expired wait still reads what is already there.
             idle_timeout = max(MIN_WAIT_MS, idle_timeout - (self.ctx.clock.mono() - self.accept_mono) * 1000.0)
+        woken = self.idle_since is not None  # resumed after a parked wait: readable, or timed out
+        if woken:
+            # Likewise from the end of the previous response for a parked connection.
+            idle_timeout = max(MIN_WAIT_MS, idle_timeout - (self.ctx.clock.mono() - self.idle_since) * 1000.0)
+            self.idle_since = None
         deadline = None
         chunks = []  # this head's bytes, kept only for `show errors`
         try:
@@ -235,8 +254,17 @@ class HttpSession:
                         client.settimeout(idle_timeout / 1000.0)
                     else:
                         client.settimeout(None)
-                    if got_bytes or first:
+                    if got_bytes or first or woken:
                         data = client.recv(RECV_SIZE)
+                    elif self.can_park and idle_timeout > PARK_AFTER_MS:
+                        # A kept-alive client silent for PARK_AFTER_MS: its
+                        # greenlet ends, the connection waits parked (run()).
+                        client.settimeout(PARK_AFTER_MS / 1000.0)
+                        try:
+                            data = recv_when_readable(client, RECV_SIZE)
+                        except socket.timeout:
+                            self.idle_since = start_mono
+                            raise _Park() from None
                     else:  # a kept-alive client that was just answered: wait, then read
                         data = recv_when_readable(client, RECV_SIZE)
                     chunks.append(data)
@@ -856,6 +884,10 @@ class HttpSession:
 
 class _ClientGone(Exception):
     pass
+
+
+class _Park(Exception):
+    """The kept-alive client is silent: end the greenlet, park the connection."""
 
 
 class _ServerGone(Exception):

@@ -317,7 +317,7 @@ class Gproxy:
             del self._parked[key]
             self._sessions.spawn(self._serve, fe, log, HttpSession, listener, client, address, accepted_at)
 
-        self._parked[key] = (Parked(client.fileno(), fe.cfg.timeouts.eff_http_request / 1000.0, ready), client)
+        self._parked[key] = (Parked(client, fe.cfg.timeouts.eff_http_request / 1000.0, ready), client)
 
     def _serve(self, fe: FrontendRuntime, log, session_class, listener: Listener, client, address,
                accepted_at: tuple[float, float] | None = None) -> None:
@@ -327,6 +327,7 @@ class Gproxy:
         counters = fe.counters
         source = address[0]
         sock, local, tls, entered = client, None, False, accepted_at is not None
+        handed_over = False  # parked between two requests: the connection lives on
         try:
             if listener.tls is not None or listener.bind.accept_proxy:
                 # PROXY header and TLS handshake: a failure closes the
@@ -353,19 +354,57 @@ class Gproxy:
                 session.tls, session.local_address = tls, local
                 if accepted_at is not None:
                     session.accept_wall, session.accept_mono = accepted_at
-                session.run()
+                # A plain socket shows pending bytes on its descriptor (a TLS
+                # layer may hold some): only then is waiting parked safe.
+                session.can_park = session_class is HttpSession and sock is client
+                if session.run():
+                    handed_over = True
+                    self._park_session(fe, session, stream, client, source)
             finally:
-                stream.detach()
-                del process.streams[stream.id]
+                if not handed_over:
+                    stream.detach()
+                    del process.streams[stream.id]
         finally:
-            if entered:
-                counters.cur -= 1
-            if sock is not client:
-                close_quietly(sock)
-            close_quietly(client)
-            if fe.client_conns is not None:
-                fe.client_conns.release(source)
-            self._closed(fe)
+            if not handed_over:
+                self._end(fe, entered, sock, client, source)
+
+    def _park_session(self, fe: FrontendRuntime, session: HttpSession, stream: Stream, client, source: str) -> None:
+        """Between two requests: wait for the next one without a greenlet, for
+        what is left of timeout.http_keep_alive (counted from the end of the
+        response: the session waited PARK_AFTER_MS of it already)."""
+        key = id(client)
+
+        def ready(timed_out: bool) -> None:
+            del self._parked[key]
+            self._sessions.spawn(self._resume, fe, session, stream, client, source)
+
+        waited = self.clock.mono() - session.idle_since if session.idle_since is not None else 0.0
+        timeout = max(0.0, session.timeouts.eff_http_keep_alive / 1000.0 - waited)
+        self._parked[key] = (Parked(client, timeout, ready), client)
+
+    def _resume(self, fe: FrontendRuntime, session: HttpSession, stream: Stream, client, source: str) -> None:
+        """A parked kept-alive connection turned readable (or its wait expired)."""
+        handed_over = False
+        try:
+            if session.run(False):
+                handed_over = True
+                self._park_session(fe, session, stream, client, source)
+        finally:
+            if not handed_over:
+                stream.detach()
+                self.process.streams.pop(stream.id, None)
+                self._end(fe, True, client, client, source)
+
+    def _end(self, fe: FrontendRuntime, entered: bool, sock, client, source: str) -> None:
+        """A connection is over: counters, sockets, admission, accepting again."""
+        if entered:
+            fe.counters.cur -= 1
+        if sock is not client:
+            close_quietly(sock)
+        close_quietly(client)
+        if fe.client_conns is not None:
+            fe.client_conns.release(source)
+        self._closed(fe)
 
     def _preamble_failed(self, fe: FrontendRuntime, listener: Listener, address, exc: PreambleError) -> None:
         """Count and log a connection lost before its session, as HAProxy does:

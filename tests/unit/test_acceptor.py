@@ -20,7 +20,7 @@ def _listener() -> socket.socket:
 def test_parked_fires_once_when_readable():
     left, right = socket.socketpair()
     calls: list[bool] = []
-    parked = Parked(right.fileno(), 5.0, calls.append)
+    parked = Parked(right, 5.0, calls.append)
     gevent.sleep(0.01)
     assert calls == [] and parked.waiting
     left.sendall(b"x")
@@ -36,7 +36,7 @@ def test_parked_fires_once_when_readable():
 def test_parked_fires_on_eof_as_readable():
     left, right = socket.socketpair()
     done = AsyncResult()
-    Parked(right.fileno(), 5.0, done.set)
+    Parked(right, 5.0, done.set)
     left.close()
     assert done.get(timeout=2) is False
     assert right.recv(10) == b""
@@ -46,7 +46,7 @@ def test_parked_fires_on_eof_as_readable():
 def test_parked_times_out():
     left, right = socket.socketpair()
     done = AsyncResult()
-    Parked(right.fileno(), 0.05, done.set)
+    Parked(right, 0.05, done.set)
     assert done.get(timeout=2) is True
     left.close()
     right.close()
@@ -55,7 +55,7 @@ def test_parked_times_out():
 def test_cancelled_wait_never_fires():
     left, right = socket.socketpair()
     calls: list[bool] = []
-    parked = Parked(right.fileno(), 0.05, calls.append)
+    parked = Parked(right, 0.05, calls.append)
     parked.cancel()
     left.sendall(b"x")
     gevent.sleep(0.1)
