@@ -36,6 +36,7 @@ from gproxy.netio import (
     close_quietly,
     connect,
     recv_when_readable,
+    reusable_deadline,
     send_all,
 )
 from gproxy.proxy_protocol import build_for_server
@@ -84,6 +85,9 @@ class HttpSession:
     # Set by the process layer: between requests the connection may wait parked (run() returns).
     can_park = False
     idle_since: float | None = None  # monotonic time the parked wait for the next request began
+    # Reused timers of the two hot waits (netio.reusable_deadline), made on first use.
+    server_deadline: gevent.Timeout | None = None  # the response head: timeout.server
+    park_deadline: gevent.Timeout | None = None  # a kept-alive client's first PARK_AFTER_MS
     local_address: tuple[str, int] | None = None  # what the client connected to (PROXY header), else the socket's
 
     def __init__(self, ctx, frontend, client: socket.socket, address, log):
@@ -141,7 +145,14 @@ class HttpSession:
             pass
         except (OSError, socket.timeout):
             pass
+        self._drop_deadlines()
         return False
+
+    def _drop_deadlines(self) -> None:
+        for deadline in (self.server_deadline, self.park_deadline):
+            if deadline is not None:
+                deadline.close()
+        self.server_deadline = self.park_deadline = None
 
     def serve_request(self, first: bool) -> bool:
         """Serve one request; True if the client connection stays open."""
@@ -259,11 +270,13 @@ class HttpSession:
                     elif self.can_park and idle_timeout > PARK_AFTER_MS:
                         # A kept-alive client silent for PARK_AFTER_MS: its
                         # greenlet ends, the connection waits parked (run()).
-                        client.settimeout(PARK_AFTER_MS / 1000.0)
+                        if self.park_deadline is None:
+                            self.park_deadline = reusable_deadline(PARK_AFTER_MS / 1000.0)
                         try:
-                            data = recv_when_readable(client, RECV_SIZE)
+                            data = recv_when_readable(client, RECV_SIZE, self.park_deadline)
                         except socket.timeout:
                             self.idle_since = start_mono
+                            self._drop_deadlines()  # a parked connection keeps no timer
                             raise _Park() from None
                     else:  # a kept-alive client that was just answered: wait, then read
                         data = recv_when_readable(client, RECV_SIZE)
@@ -741,7 +754,10 @@ class HttpSession:
             event = rparser.next_event()
             if event is NEED_DATA:
                 # The server cannot have answered yet: wait, then read (no EAGAIN read).
-                data = recv_when_readable(sock, RECV_SIZE)
+                deadline = self.server_deadline
+                if deadline is None:
+                    deadline = self.server_deadline = reusable_deadline(self.be_timeouts.server / 1000.0)
+                data = recv_when_readable(sock, RECV_SIZE, deadline)
                 if not data and not rparser.trailing_data:
                     # EOF before any byte of this response.
                     rparser.receive_data(b"")

@@ -13,6 +13,8 @@ import sys
 from typing import Any
 
 from gevent import socket
+from gevent._hub_primitives import wait_on_watcher  # what a gevent socket's own wait calls
+from gevent.timeout import Timeout
 
 RECV_SIZE = 65536
 # Connect errors that mean "this server is not there": retry/redispatch.
@@ -83,15 +85,33 @@ def send_all(sock, data: bytes) -> None:
         sock.sendall(memoryview(data)[sent:])
 
 
-def recv_when_readable(sock, size: int) -> bytes:
+def recv_when_readable(sock, size: int, deadline: Timeout | None = None) -> bytes:
     """recv() on a socket whose peer has had no time to send yet (a response
     just asked for, the next request of a kept-alive client): wait for
     readability first. gevent's recv() tries the read before waiting, and on
     the hot path that try is an EAGAIN system call per message. TLS sockets
-    read as usual (their layer may hold decrypted bytes the fd does not show)."""
+    read as usual (their layer may hold decrypted bytes the fd does not show).
+
+    The wait is bounded by the socket's timeout, or by `deadline` (see
+    `reusable_deadline`) when given: gevent makes a Timeout and its timer
+    for each wait otherwise, 1.3 us more per wait."""
     if type(sock) is socket.socket:
-        sock._wait(sock._read_event)  # gevent's own wait: the socket's timeout, socket.timeout
+        if deadline is None:
+            sock._wait(sock._read_event)  # gevent's own wait: the socket's timeout, socket.timeout
+        else:
+            deadline.start()
+            try:
+                wait_on_watcher(sock._read_event, None, None, sock.hub)
+            finally:
+                deadline.cancel()
     return sock.recv(size)
+
+
+def reusable_deadline(seconds: float) -> Timeout:
+    """A deadline for recv_when_readable(), started and cancelled at each wait
+    (one timer for a connection's life); it raises socket.timeout, as a
+    socket timeout does."""
+    return Timeout(seconds, socket.timeout)
 
 
 class IdleConnection:

@@ -55,3 +55,19 @@ def test_idle_connection_leaves_the_pool_when_the_server_moves(event):
     assert pool == []
     assert right.fileno() == -1  # closed
     left.close()
+
+
+def test_a_reusable_deadline_bounds_each_wait_and_raises_socket_timeout():
+    from gproxy.netio import reusable_deadline
+
+    left, right = socket.socketpair()
+    deadline = reusable_deadline(0.05)
+    for _ in range(3):  # the same timer, started and cancelled at each wait
+        with pytest.raises(socket.timeout):
+            recv_when_readable(right, 100, deadline)
+    left.sendall(b"in time")
+    assert recv_when_readable(right, 100, deadline) == b"in time"
+    gevent.sleep(0.1)  # cancelled after the wait: nothing fires later
+    deadline.close()
+    left.close()
+    right.close()
