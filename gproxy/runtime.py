@@ -18,6 +18,7 @@ from gproxy.client_limits import ClientConnections
 from gproxy.config.model import BackendConfig, FrontendConfig, ServerConfig
 from gproxy.events import BackendStateChanged, EventBus, ServerStateChanged
 from gproxy.health import CheckDone, CheckOutcome, ServerHealth
+from gproxy.rates import RateCounter
 
 IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 MAX_IDLE_PER_SERVER = 64  # idle keep-alive connections kept per server
@@ -41,6 +42,11 @@ class Counters:
         "ssl_sess", "ssl_reused_sess", "ssl_failed_handshake", "proxy_failed",
         # dcon: connections refused before any session (maxconn_per_client).
         "denied_conn",
+        # Rates (`rate`, `req_rate`, `conn_rate` and their max), fed by the
+        # rate sampler from stot/req_tot/conn_tot: nothing per request.
+        "sess_rate", "req_rate", "conn_rate",
+        # Highest qtime/ctime/rtime/ttime of a request, in ms (`*_max`).
+        "q_time_max", "c_time_max", "r_time_max", "t_time_max",
     )
 
     def __init__(self) -> None:
@@ -49,8 +55,13 @@ class Counters:
     def clear(self, all_counters: bool) -> None:
         self.max = 0
         self.qmax = 0
+        self.q_time_max = self.c_time_max = self.r_time_max = self.t_time_max = 0
         if not all_counters:
+            self.sess_rate.clear_peak()
+            self.req_rate.clear_peak()
+            self.conn_rate.clear_peak()
             return
+        self.sess_rate, self.req_rate, self.conn_rate = RateCounter(), RateCounter(), RateCounter()
         self.cur = 0
         self.total = self.bytes_in = self.bytes_out = 0
         self.denied_req = self.denied_resp = 0
@@ -68,6 +79,25 @@ class Counters:
     def count_status(self, status: int) -> None:
         index = status // 100 - 1
         self.hrsp[index if 0 <= index < 5 else 5] += 1
+
+    def record_times(self, queue_ms: int, connect_ms: int, response_ms: int, total_ms: int) -> None:
+        """One finished request's timers (ms; a phase not reached is -1,
+        counted as 0): the sums behind qtime..ttime and their maxima."""
+        queue_ms, connect_ms = max(0, queue_ms), max(0, connect_ms)
+        response_ms, total_ms = max(0, response_ms), max(0, total_ms)
+        self.timed += 1
+        self.q_time_sum += queue_ms
+        self.c_time_sum += connect_ms
+        self.r_time_sum += response_ms
+        self.t_time_sum += total_ms
+        if queue_ms > self.q_time_max:
+            self.q_time_max = queue_ms
+        if connect_ms > self.c_time_max:
+            self.c_time_max = connect_ms
+        if response_ms > self.r_time_max:
+            self.r_time_max = response_ms
+        if total_ms > self.t_time_max:
+            self.t_time_max = total_ms
 
     def enter(self, now: float) -> None:
         self.cur += 1
@@ -337,7 +367,8 @@ class ProcessState:
 
     def __init__(self, started: float, maxconn: int):
         self.started = started
-        self.maxconn = maxconn
+        self.maxconn = maxconn  # `set maxconn global` changes it, up to hard_maxconn
+        self.hard_maxconn = maxconn
         self.cur_conns = 0
         self.cum_conns = 0
         self.cum_req = 0
@@ -345,6 +376,18 @@ class ProcessState:
         self.bytes_out = 0
         self.streams: dict[int, Stream] = {}  # live client connections by id (show sess)
         self.error_events = 0  # invalid requests/responses captured so far (show errors)
+        # show info's ConnRate, SessRate, BytesOutRate (and Max*), fed by the rate sampler.
+        self.conn_rate = RateCounter()
+        self.sess_rate = RateCounter()
+        self.bytes_out_rate = RateCounter()
+        self.rate_sampler = None  # the running rate_sampler.RateSampler, once started
+
+    def clear_rate_peaks(self) -> None:
+        """`clear counters [all]`: HAProxy restarts MaxConnRate, MaxSessRate...
+        either way (the process totals they come from are never cleared)."""
+        self.conn_rate.clear_peak()
+        self.sess_rate.clear_peak()
+        self.bytes_out_rate.clear_peak()
 
     def capture_error(self, owner: "FrontendRuntime | BackendRuntime", capture: "ErrorCapture") -> None:
         """Keep `capture` as the last error of `owner` (a frontend for an

@@ -61,6 +61,7 @@ MAXCONN_EMPTY = "maxconn string empty or preceded by garbage"
 MAXCONN_GARBAGE = "Trailing garbage in maxconn string"
 OUT_OF_RANGE = "Value out of range.\n"
 INTEGER_EXPECTED = "Integer value expected.\n"
+EXPECTS_INTEGER = "Expects an integer value.\n"  # `set maxconn global` words it differently
 FRONTEND_EXPECTED = "A frontend name is expected.\n"
 HEALTH_NOT_CONFIGURED = "Health check was not configured on this server, cannot enable.\n"
 CANT_FIND_BACKEND = "Can't find backend.\n"
@@ -394,6 +395,25 @@ def cmd_set_maxconn_frontend(ctx: Context, args: tuple[str, ...], payload: str |
     return ""
 
 
+def cmd_set_maxconn_global(ctx: Context, args: tuple[str, ...], payload: str | None) -> str:
+    """HAProxy 2.6's rules: atoi() of the value (so `abc` is 0), above
+    Hard_maxconn is refused, 0 or less restores Hard_maxconn."""
+    text = _arg(args, 3)
+    if not text:
+        raise CliError(EXPECTS_INTEGER)
+    process = ctx.state.process
+    value = atoi(text)
+    if value > process.hard_maxconn:
+        raise CliError(OUT_OF_RANGE)
+    process.maxconn = value if value > 0 else process.hard_maxconn
+    # HAProxy's dequeue_all_listeners(): acceptors stopped at the old limit
+    # accept again now if the new one allows (Gproxy's Acceptors; the
+    # in-memory states of the unit tests have none).
+    for acceptor in getattr(ctx.state, "servers", ()):
+        acceptor.resume()
+    return ""
+
+
 def cmd_clear_counters(ctx: Context, args: tuple[str, ...], payload: str | None) -> str:
     everything = _arg(args, 2) == "all"
     if everything:
@@ -407,6 +427,7 @@ def cmd_clear_counters(ctx: Context, args: tuple[str, ...], payload: str | None)
         current = c.cur  # a gauge, not a counter: live connections still end later
         c.clear(all_counters=everything)
         c.cur = current
+    state.process.clear_rate_peaks()
     return ""
 
 
@@ -551,6 +572,9 @@ KEYWORDS: tuple[Keyword, ...] = (
     Keyword(("set", "maxconn", "frontend"), "admin",
             "set maxconn frontend <frontend> <value> : change a frontend's maxconn setting",
             cmd_set_maxconn_frontend),
+    Keyword(("set", "maxconn", "global"), "admin",
+            "set maxconn global <value>              : change the per-process maxconn setting",
+            cmd_set_maxconn_global),
     Keyword(("shutdown", "sessions", "server"), "admin",
             "shutdown sessions server <bk>/<srv>     : kill sessions on a server", cmd_shutdown_sessions),
     Keyword(("shutdown", "session"), "admin",

@@ -129,14 +129,16 @@ def info_values(state: ProxyState, now: float, facts: ProcessFacts) -> list:
     process = state.process
     uptime = max(0, int(now - process.started))
     version = __version__
+    conn_rate, sess_rate = process.conn_rate, process.sess_rate  # fed by gproxy.rate_sampler
     return [
         PRODUCT_NAME, version, RELEASE_DATE, 1, 1, PROCESS_NUM, facts.pid, uptime_text(uptime), uptime,
-        0, 0, 0, 0, facts.ulimit_n, facts.maxsock, process.maxconn, process.maxconn,
+        0, 0, 0, 0, facts.ulimit_n, facts.maxsock, process.maxconn, process.hard_maxconn,
         process.cur_conns, process.cum_conns, process.cum_req, 0, 0, 0, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        conn_rate.current, 0, conn_rate.peak, sess_rate.current, 0, sess_rate.peak,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
         facts.tasks, 0, 100, facts.node, 1 if process.stopping else 0,
         process.cur_conns + facts.listeners, 0, facts.listeners, 0, 0, 0, 0, 0,
-        process.bytes_out, 0, 0, 0, 0, version, 0, 0, 0, int(process.started), "0",
+        process.bytes_out, 0, process.bytes_out_rate.current, 0, 0, version, 0, 0, 0, int(process.started), "0",
     ]
 
 

@@ -30,6 +30,7 @@ from gevent import socket
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
+from gproxy import rate_sampler
 from gproxy.config.model import StatsSocket
 from gproxy.errors import GproxyError
 from gproxy.runtime_api import commands
@@ -144,9 +145,20 @@ class StatsSocketServer:
         self.bind()
         self.server = StreamServer(self.sock, handle=self._handle, spawn=Pool(MAX_CONNECTIONS))
         self.server.start()
+        # Rates need samples from the start (a rate_max seen before the
+        # first `show stat` counts); one sampler per process, however many
+        # sockets. Statistics never keep the socket from serving.
+        try:
+            rate_sampler.ensure_started(self.state)
+        except Exception as exc:
+            print(f"gproxy: stats socket {self.spec.path}: no rates: {exc!r}", file=sys.stderr)
 
     def stop(self, timeout: float = 1.0) -> None:
         """Stop accepting, give open CLI connections `timeout`, remove the file."""
+        try:
+            rate_sampler.stop(self.state)
+        except Exception:
+            pass  # never started (see start): nothing to stop
         if self.server is not None:
             self.server.stop(timeout=timeout)
             self.server = None

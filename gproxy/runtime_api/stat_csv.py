@@ -204,6 +204,11 @@ def _avg(total: int, count: int) -> int:
     return total // count if count else 0
 
 
+def _time_maxima(c) -> tuple[int, int, int, int]:
+    """qtime_max, ctime_max, rtime_max, ttime_max (ms)."""
+    return c.q_time_max, c.c_time_max, c.r_time_max, c.t_time_max
+
+
 def _since(now: float, when: float) -> int:
     return max(0, int(now - when))
 
@@ -217,10 +222,11 @@ def frontend_row(fe: FrontendRuntime, proxy_id: int, stopping: bool) -> list:
     return [
         fe.name, "FRONTEND", None, None, c.cur, c.max, fe.maxconn, c.total, c.bytes_in, c.bytes_out,
         c.denied_req, c.denied_resp, c.err_req, None, None, None, None, status, None, None, None,
-        None, None, None, None, None, PROCESS_NUM, proxy_id, 0, None, None, None, 0, 0, 0, 0,
-        None, None, None, *hrsp, None, 0, 0, c.req_tot, None, None, 0, 0, 0, 0,
+        None, None, None, None, None, PROCESS_NUM, proxy_id, 0, None, None, None, 0, c.sess_rate.current, 0,
+        c.sess_rate.peak, None, None, None, *hrsp, None, c.req_rate.current, c.req_rate.peak, c.req_tot, None, None, 0, 0, 0, 0,
         None, None, None, None, None, None, None, None, None, None, None, None, None, None, None,
-        None, None, None, None, None, fe.cfg.mode, None, 0, 0, c.conn_tot, on_http, c.denied_conn, 0, 0,
+        None, None, None, None, None, fe.cfg.mode, None, c.conn_rate.current, c.conn_rate.peak, c.conn_tot,
+        on_http, c.denied_conn, 0, 0,
         None, None, on_http, on_http, None, None, None, None, None, None, 0,
         None, None, None, None, None, None, None, None, "-", *_ssl_module(c), *_OTHER_MODULES_FE_BE,
     ]
@@ -249,13 +255,14 @@ def backend_row(be: BackendRuntime, now: float, show_legends: bool, filtered: bo
         be.name, "BACKEND", len(be.queue), c.qmax, c.cur, c.max, fullconn(be), c.total, c.bytes_in,
         c.bytes_out, c.denied_req, c.denied_resp, None, c.err_conn, c.err_resp, c.retries, c.redispatches,
         status, weight, act, bck, None, be.chkdown, _since(now, be.last_change),
-        int(downtime), None, PROCESS_NUM, cfg.id, 0, None, lbtot, None, 1, 0, None, 0,
+        int(downtime), None, PROCESS_NUM, cfg.id, 0, None, lbtot, None, 1, c.sess_rate.current, None,
+        c.sess_rate.peak,
         None, None, None, *hrsp, None, None, None, c.req_tot if http else None, c.cli_abrt, c.srv_abrt,
         0, 0, 0, 0, _since(now, c.last_sess) if c.last_sess else -1, None, None,
         _avg(c.q_time_sum, c.timed), _avg(c.c_time_sum, c.timed), _avg(c.r_time_sum, c.timed),
         _avg(c.t_time_sum, c.timed), None, None, None, None, None, None, None, None, None, None, None,
         None, cookie, cfg.mode, algo, None, None, None, None, None, None, 0, 0, 0,
-        on_http, on_http, None, None, 0, 0, 0, 0, 0, None, None, None, None, weight, 0, 0, 0,
+        on_http, on_http, None, None, *_time_maxima(c), 0, None, None, None, None, weight, 0, 0, 0,
         "-", *_ssl_module(c), *_OTHER_MODULES_FE_BE,
     ]
 
@@ -285,14 +292,15 @@ def server_row(srv: ServerRuntime, now: float, show_legends: bool) -> list:
         c.redispatches, health.status_text(), srv.weight, 0 if backup else 1, 1 if backup else 0,
         health.chkfail if configured else None, health.chkdown if configured else None,
         int(health.seconds_since_change(now)), int(health.downtime(now)) if configured else None,
-        srv.maxqueue or None, PROCESS_NUM, srv.backend.cfg.id, srv.id, None, c.lbtot, None, 2, 0, None, 0,
+        srv.maxqueue or None, PROCESS_NUM, srv.backend.cfg.id, srv.id, None, c.lbtot, None, 2,
+        c.sess_rate.current, None, c.sess_rate.peak,
         check_status, check_code, check_duration, *hrsp, None, None, None, c.req_tot if http else None,
         c.cli_abrt, c.srv_abrt, None, None, None, None,
         _since(now, c.last_sess) if c.last_sess else -1, last_chk, None,
         _avg(c.q_time_sum, c.timed), _avg(c.c_time_sum, c.timed), _avg(c.r_time_sum, c.timed),
         _avg(c.t_time_sum, c.timed), None, None, None, check_desc, None, rise, fall, level, None, None, None,
         server_addr(srv) if show_legends else None, cookie, srv.backend.cfg.mode, None,
-        None, None, None, None, None, None, 0, 0, 0, None, None, len(srv.idle), None, 0, 0, 0, 0, 0,
+        None, None, None, None, None, None, 0, 0, 0, None, None, len(srv.idle), None, *_time_maxima(c), 0,
         len(srv.idle), 0, c.cur, 1 if health.last_outcome is not None else 0, srv.weight, None, None, None,
         "-", *_ssl_module(c), *_OTHER_MODULES_SRV,
     ]

@@ -15,6 +15,7 @@ from typing import Callable
 
 from gevent import socket
 
+from gproxy import rate_sampler
 from gproxy.config.model import FrontendConfig
 from gproxy.errors import ProtocolError
 from gproxy.logfmt import STATS_SERVER, RequestRecord
@@ -80,6 +81,7 @@ class LocalRoutes:
     def serve_stats(self, session, head: RequestHead, rec: RequestRecord, start_mono: float) -> bool:
         assert self.stats is not None
         rec.server = STATS_SERVER
+        rate_sampler.ensure_started(self.state)  # no stats socket started it: rates from now on
         try:
             body = read_body(session, head, MAX_BODY_BYTES)
         except _BodyError as exc:
@@ -96,6 +98,7 @@ class LocalRoutes:
     def serve_metrics(self, session, head: RequestHead, rec: RequestRecord, start_mono: float) -> bool:
         assert self.metrics is not None
         rec.server = STATS_SERVER
+        rate_sampler.ensure_started(self.state)  # no stats socket started it: rates from now on
         try:
             read_body(session, head, MAX_BODY_BYTES)  # a GET with a body: skip it to keep the stream in sync
         except _BodyError as exc:

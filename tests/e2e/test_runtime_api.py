@@ -291,3 +291,85 @@ def _connects(path) -> bool:
         except OSError:
             return False
     return True
+
+
+def _info(path) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in cli(path, "show info").splitlines() if ": " in line)
+
+
+RATE_FIELDS = {"app/FRONTEND": ("rate", "req_rate", "conn_rate"), "app/BACKEND": ("rate",),
+               "app/a": ("rate",), "app/b": ("rate",)}
+INFO_RATES = ("ConnRate", "SessRate")
+EXPECTED_SEEN = sum(len(names) for names in RATE_FIELDS.values()) + len(INFO_RATES)
+
+
+def test_rates_while_loaded_and_back_to_zero_after(cluster):
+    """A few hundred requests (a new connection each): every rate > 0 while
+    they flow, 0 about two seconds after; each *_max at least the highest
+    rate seen; ttime_max at least ttime."""
+    port, admin = cluster["port"], cluster["admin"]
+    stop = threading.Event()
+    statuses: list = []
+    seen: dict[str, int] = {}
+
+    def traffic():
+        while not stop.is_set():
+            status, _, _ = http_get(port, "/")
+            statuses.append(status)
+
+    def look():
+        rows = stat_rows(admin)
+        for key, names in RATE_FIELDS.items():
+            for name in names:
+                seen[f"{key}/{name}"] = max(seen.get(f"{key}/{name}", 0), int(rows[key][name]))
+        info = _info(admin)
+        for name in INFO_RATES:
+            seen[name] = max(seen.get(name, 0), int(info[name]))
+
+    with ThreadPoolExecutor(3) as pool:
+        clients = [pool.submit(traffic) for _ in range(3)]
+        try:
+            deadline = time.monotonic() + WAIT
+            while time.monotonic() < deadline:
+                look()
+                if len(statuses) >= 300 and len(seen) == EXPECTED_SEEN and all(seen.values()):
+                    break
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            for client in clients:
+                client.result(WAIT)
+    assert len(statuses) >= 300 and set(statuses) == {200}
+    assert all(value > 0 for value in seen.values()), seen
+
+    def all_zero() -> bool:
+        rows = stat_rows(admin)
+        info = _info(admin)
+        return (all(rows[key][name] == "0" for key, names in RATE_FIELDS.items() for name in names)
+                and all(info[name] == "0" for name in INFO_RATES))
+
+    wait_for(all_zero, "every rate back to 0")
+    rows, info = stat_rows(admin), _info(admin)
+    for key, names in RATE_FIELDS.items():
+        for name in names:
+            assert int(rows[key][f"{name}_max"]) >= seen[f"{key}/{name}"] > 0, (key, name)
+    assert int(info["MaxConnRate"]) >= seen["ConnRate"] and int(info["MaxSessRate"]) >= seen["SessRate"]
+    for key in ("app/BACKEND", "app/a", "app/b"):
+        for phase in ("qtime", "ctime", "rtime", "ttime"):
+            assert int(rows[key][f"{phase}_max"]) >= int(rows[key][phase]) >= 0, (key, phase)
+    assert cli(admin, "clear counters") == ""
+    rows = stat_rows(admin)
+    assert rows["app/FRONTEND"]["rate_max"] == rows["app/FRONTEND"]["req_rate_max"] == "0"
+    assert _info(admin)["MaxConnRate"] == "0"
+
+
+def test_set_maxconn_global(cluster):
+    admin, port = cluster["admin"], cluster["port"]
+    assert cli(cluster["operator"], "set maxconn global 5") == "Permission denied\n"
+    assert cli(admin, "set maxconn global 5") == ""
+    info = _info(admin)
+    assert (info["Maxconn"], info["Hard_maxconn"]) == ("5", "1000")
+    served_by(port)  # below the new limit: served
+    assert cli(admin, "set maxconn global 1001") == "Value out of range.\n"
+    assert cli(admin, "set maxconn global 0") == ""  # HAProxy: back to the hard limit
+    assert _info(admin)["Maxconn"] == "1000"

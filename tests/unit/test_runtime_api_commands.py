@@ -36,6 +36,7 @@ VALID_USE = {
     ("set", "weight"): "set weight app/web1 10",
     ("set", "maxconn", "server"): "set maxconn server app/web1 0",
     ("set", "maxconn", "frontend"): "set maxconn frontend app 2000",
+    ("set", "maxconn", "global"): "set maxconn global 0",
     ("shutdown", "sessions", "server"): "shutdown sessions server app/web1",
     ("shutdown", "session"): "shutdown session 0x1",
 }
