@@ -7,10 +7,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from gproxy.rate_sampler import sample_all
 from gproxy.runtime import Counters
-from runtime_api_support import START, ask, golden_state
+from gproxy.runtime_api import stat_csv
+from gproxy.stats_page.html import frontend_cells, server_cells
+from gproxy.stats_page.prometheus import render_metrics
+from runtime_api_support import START, ask, facts, golden_state
 
 MONO = 1000.0  # the sampler's monotonic clock at the start of a test
 TICK = 0.2
@@ -200,3 +204,41 @@ def test_set_maxconn_global_wakes_the_acceptors():
     state.servers = [Acceptor(), Acceptor()]
     ask(state, "set maxconn global 50")
     assert [a.resumed for a in state.servers] == [1, 1]
+
+
+# -- the same rows on the stats page and in the metrics -------------------------------------------------------
+
+
+def _loaded_state():
+    state = golden_state()
+    sample_all(state, MONO)
+    _traffic(state, ticks=10, per_tick=20)
+    state.backends["app"].by_name["web1"].counters.record_times(3, 4, 250, 1500)
+    return state
+
+
+def test_metrics_carry_the_maxima():
+    state = _loaded_state()
+    rows = _csv(state)
+    families = {f.name: f for f in text_string_to_metric_families(render_metrics(state, START, facts()))}
+
+    def value(name: str, **labels) -> float:
+        return next(s.value for s in families[name].samples if all(s.labels.get(k) == v for k, v in labels.items()))
+
+    assert value("gproxy_frontend_max_session_rate", proxy="app") == int(rows["app/FRONTEND"]["rate_max"]) > 0
+    assert value("gproxy_frontend_http_requests_rate_max", proxy="app") == int(rows["app/FRONTEND"]["req_rate_max"])
+    assert value("gproxy_frontend_connections_rate_max", proxy="app") == int(rows["app/FRONTEND"]["conn_rate_max"])
+    assert value("gproxy_server_max_session_rate", proxy="app", server="web1") > 0
+    assert value("gproxy_server_max_total_time_seconds", proxy="app", server="web1") == 1.5
+    assert value("gproxy_server_max_response_time_seconds", proxy="app", server="web1") == 0.25
+
+
+def test_page_session_rate_columns():
+    state = _loaded_state()
+    fe_row = stat_csv.frontend_row(state.frontends["app"], state.frontends["app"].cfg.id, False)
+    srv = state.backends["app"].by_name["web1"]
+    srv_row = stat_csv.server_row(srv, START, True)
+    rows = _csv(state)
+    assert frontend_cells(fe_row)[3:6] == [rows["app/FRONTEND"]["rate"], rows["app/FRONTEND"]["rate_max"], "0"]
+    assert server_cells(srv_row, False)[3:5] == [rows["app/web1"]["rate"], rows["app/web1"]["rate_max"]]
+    assert int(rows["app/web1"]["rate"]) > 0
