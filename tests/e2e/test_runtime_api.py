@@ -373,3 +373,59 @@ def test_set_maxconn_global(cluster):
     assert cli(admin, "set maxconn global 1001") == "Value out of range.\n"
     assert cli(admin, "set maxconn global 0") == ""  # HAProxy: back to the hard limit
     assert _info(admin)["Maxconn"] == "1000"
+
+
+def _open_request(port: int) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    return sock
+
+
+def _answered(sock: socket.socket, wait: float) -> bool:
+    """A whole 200 response (head and Content-Length body) within `wait`."""
+    sock.settimeout(wait)
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return False
+            body += chunk
+    except socket.timeout:
+        return False
+    return head.startswith(b"HTTP/1.1 200")
+
+
+def test_set_maxconn_global_holds_new_connections_until_raised(cluster):
+    """At the limit, a new connection waits (accepting stops); raising the
+    limit lets it in at once, without any other connection ending."""
+    admin, port = cluster["admin"], cluster["port"]
+    assert cli(admin, "set maxconn global 1") == ""
+    first = _open_request(port)  # kept alive: holds the only slot
+    second = None
+    try:
+        assert _answered(first, WAIT)
+        wait_for(lambda: _info(admin)["CurrConns"] == "1", "one connection held")
+        second = _open_request(port)
+        assert not _answered(second, 1.0)  # not accepted while the first is open
+        assert cli(admin, "set maxconn global 0") == ""
+        assert _answered(second, WAIT)
+        # The first connection is still there: the raise let the second in,
+        # not the end of the first (its keep-alive timeout would do that).
+        first.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert _answered(first, WAIT)
+    finally:
+        first.close()
+        if second is not None:
+            second.close()
