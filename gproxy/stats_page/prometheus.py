@@ -75,12 +75,19 @@ PROCESS_METRICS: tuple[Metric, ...] = (
     _m("current_connections", "CurrConns", "Number of active sessions."),
     _m("connections_total", "CumConns", "Total number of created sessions."),
     _m("requests_total", "CumReq", "Total number of requests (TCP or HTTP)."),
+    _m("current_connection_rate", "ConnRate", "Current number of connections per second over last elapsed second."),
+    _m("limit_connection_rate", "ConnRateLimit", "Configured maximum number of connections per second."),
+    _m("max_connection_rate", "MaxConnRate", "Maximum observed number of connections per second."),
+    _m("current_session_rate", "SessRate", "Current number of sessions per second over last elapsed second."),
+    _m("limit_session_rate", "SessRateLimit", "Configured maximum number of sessions per second."),
+    _m("max_session_rate", "MaxSessRate", "Maximum observed number of sessions per second."),
     _m("current_tasks", "Tasks", "Number of tasks (checks and client connections)."),
     _m("idle_time_percent", "Idle_pct", "Share of the last second the process was idle (percent)."),
     _m("stopping", "Stopping", "Non-zero means the process is stopping."),
     _m("jobs", "Jobs", "Number of active jobs (listeners, sessions)."),
     _m("listeners", "Listeners", "Number of listeners and stats sockets."),
     _m("bytes_out_total", "TotalBytesOut", "Total number of bytes emitted to clients."),
+    _m("bytes_out_rate", "BytesOutRate", "Number of bytes emitted to clients over the last second."),
 )
 
 FRONTEND_METRICS: tuple[Metric, ...] = (

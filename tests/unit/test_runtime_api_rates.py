@@ -231,6 +231,13 @@ def test_metrics_carry_the_maxima():
     assert value("gproxy_server_max_session_rate", proxy="app", server="web1") > 0
     assert value("gproxy_server_max_total_time_seconds", proxy="app", server="web1") == 1.5
     assert value("gproxy_server_max_response_time_seconds", proxy="app", server="web1") == 0.25
+    info = _info(state)
+    assert value("gproxy_process_current_connection_rate") == int(info["ConnRate"]) > 0
+    assert value("gproxy_process_max_connection_rate") == int(info["MaxConnRate"])
+    assert value("gproxy_process_current_session_rate") == int(info["SessRate"]) > 0
+    assert value("gproxy_process_max_session_rate") == int(info["MaxSessRate"])
+    assert value("gproxy_process_bytes_out_rate") == int(info["BytesOutRate"]) > 0
+    assert value("gproxy_process_limit_connection_rate") == value("gproxy_process_limit_session_rate") == 0
 
 
 def test_page_session_rate_columns():
