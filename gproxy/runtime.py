@@ -224,6 +224,14 @@ class BackendRuntime:
         server.counters.lbtot += 1
         self.counters.enter(now)
 
+    def record_times(self, server: ServerRuntime, queue_ms: int, connect_ms: int, response_ms: int,
+                     total_ms: int) -> None:
+        """A request that reached its server and got a response: its timers
+        (the log's Tw, Tc, Tr, Ta) for qtime..ttime and their maxima, on the
+        server and on the backend, as HAProxy updates both."""
+        server.counters.record_times(queue_ms, connect_ms, response_ms, total_ms)
+        self.counters.record_times(queue_ms, connect_ms, response_ms, total_ms)
+
     def release(self, server: ServerRuntime) -> None:
         """A request left `server`: hand its slot to the oldest waiter."""
         server.counters.cur -= 1

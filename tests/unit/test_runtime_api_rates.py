@@ -116,6 +116,16 @@ def test_record_times_keeps_sums_count_and_maxima():
     assert (c.q_time_max, c.c_time_max, c.r_time_max, c.t_time_max) == (1, 8, 3, 4)
 
 
+def test_backend_record_times_updates_server_and_backend():
+    state = golden_state()
+    be = state.backends["app"]
+    be.record_times(be.by_name["web2"], 0, 2, 40, 45)
+    rows = _csv(state)
+    for key in ("app/web2", "app/BACKEND"):
+        assert (rows[key]["ctime_max"], rows[key]["rtime_max"], rows[key]["ttime_max"]) == ("2", "40", "45")
+    assert rows["app/web1"]["ttime_max"] == "0"
+
+
 def test_clear_counters_restarts_the_maxima_and_all_restarts_the_rates():
     state = golden_state()
     sample_all(state, MONO)
