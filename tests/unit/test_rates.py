@@ -3,6 +3,8 @@ synthetic clock."""
 
 from __future__ import annotations
 
+import pytest
+
 from gproxy.rates import PERIOD, RateCounter
 
 TICK = 0.2  # the sampler's interval
@@ -77,7 +79,19 @@ def test_a_long_silence_empties_both_periods():
     counter = RateCounter()
     counter.sample(0, 0.0)
     counter.sample(500, 0.5)
-    assert counter.sample(501, 10.3) == 1  # 10 s later: only the new event counts
+    assert counter.sample(500, 10.1) == 0  # 10 s later, nothing new
+    assert counter.sample(501, 10.3) == 1  # only the new event counts
+
+
+def test_events_between_two_samples_are_shared_by_the_periods_they_span():
+    counter = RateCounter()
+    counter.sample(0, 0.0)
+    counter.sample(80, 0.8)
+    # 40 events between 0.8 and 1.2: 20 in the first period, 20 in the second.
+    assert counter.curr == 80
+    counter.sample(120, 1.2)
+    assert (counter.prev, counter.curr) == (pytest.approx(100), pytest.approx(20))
+    assert counter.current == round(20 + 100 * 0.8)
 
 
 def test_a_cleared_total_starts_a_new_baseline():
@@ -109,3 +123,18 @@ def test_the_peak_is_never_below_the_current_rate():
         total += (step * 7) % 23
         counter.sample(total, step * TICK)
         assert counter.peak >= counter.current >= 0
+
+
+def test_traffic_after_a_long_idle_time_never_reads_above_its_events():
+    counter = RateCounter()
+    counter.sample(0, 0.0)
+    now = 0.0
+    for _ in range(53):  # 10.6 s of idle ticks: the window's period is long gone
+        now += TICK
+        counter.sample(0, now)
+    total = 0
+    for _ in range(10):
+        now += TICK
+        total += 1500
+        assert counter.sample(total, now) <= total
+    assert 6000 <= counter.current <= 8500  # 7500/s
