@@ -10,8 +10,10 @@ periods; the rate at a moment `elapsed` into the current period is the
 current period's count plus the previous period's count weighted by the
 part of the previous period still inside the last second,
 `curr + prev * (1 - elapsed)`. A steady 300 events/s reads 300 at any
-moment; a burst fades out over the next two seconds. Events are dated by
-the sample that sees them, so a rate is at most one sampling interval late.
+moment; a burst fades out over the next two seconds. The events a sample
+sees are taken as spread evenly since the previous sample (shared between
+two periods when a boundary lies in between), and a rate is at most one
+sampling interval late.
 
 Pure: no clock (`now` comes in, in seconds, monotonic), no I/O.
 """
