@@ -746,6 +746,9 @@ class HttpSession:
                 be.counters.bytes_out += bytes_out
                 self.fe.counters.bytes_out += bytes_out
                 ctx.process.bytes_out += bytes_out
+                # Tw Tc Tr Ta behind show stat's qtime..ttime and their maxima.
+                be.record_times(server, rec.t_queue, rec.t_connect, rec.t_response,
+                                int((ctx.clock.mono() - start_mono) * 1000))
                 be.release(server)
                 self._finish_log(rec, start_mono)
 

@@ -100,6 +100,8 @@ class TcpSession:
             if stream is not None:
                 stream.detach()
             close_quietly(sock)
+            # Tw Tc and the session's whole time (no response time in TCP mode, as HAProxy).
+            be.record_times(server, rec.t_queue, rec.t_connect, -1, int((clock.mono() - start) * 1000))
             be.release(server)
         rec.bytes_in = result.up
         rec.bytes_out = result.down

@@ -361,6 +361,13 @@ def test_rates_while_loaded_and_back_to_zero_after(cluster):
     rows = stat_rows(admin)
     assert rows["app/FRONTEND"]["rate_max"] == rows["app/FRONTEND"]["req_rate_max"] == "0"
     assert _info(admin)["MaxConnRate"] == "0"
+    # After the clear: a response that takes 300 ms: the response and total times see it, on its server and the backend.
+    assert http_get(port, "/?sleep=0.3")[0] == 200
+    rows = stat_rows(admin)
+    slow = [key for key in ("app/a", "app/b") if int(rows[key]["rtime_max"]) >= 300]
+    assert len(slow) == 1, {key: rows[key]["rtime_max"] for key in ("app/a", "app/b")}
+    for key in (slow[0], "app/BACKEND"):
+        assert int(rows[key]["rtime_max"]) >= 300 and int(rows[key]["ttime_max"]) >= 300, key
 
 
 def test_set_maxconn_global(cluster):
