@@ -257,9 +257,13 @@ def _load_file(path: str) -> Config:
 
 
 def validate(config: Config) -> None:
-    """What the loader cannot see: files a worker will read at start (TLS)."""
-    from gproxy.tls import build_contexts
-    build_contexts(config)
+    """What the loader cannot see: files a worker will read at start (TLS).
+    Without TLS, gproxy.tls (and OpenSSL, ~6 MiB in the master and every
+    worker it forks) is not imported at all."""
+    from gproxy.proxy import uses_tls
+    if uses_tls(config):
+        from gproxy.tls import build_contexts
+        build_contexts(config)
 
 
 # -- the entry point --------------------------------------------------------------------------------

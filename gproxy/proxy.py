@@ -463,11 +463,16 @@ class _NoTls:
     servers: Mapping[tuple[str, str], object] = MappingProxyType({})
 
 
+def uses_tls(config: Config) -> bool:
+    """Whether a bind or a server of `config` speaks TLS."""
+    return any(bind.ssl for fe in config.frontends.values() for bind in fe.listeners) or \
+        any(server.ssl for be in config.backends.values() for server in be.servers)
+
+
 def _build_tls(config: Config) -> "TlsContexts | _NoTls":
     """gproxy.tls.build_contexts, imported only when a bind or a server uses
     TLS: the ssl module and OpenSSL cost every process about 4 MiB."""
-    if not any(bind.ssl for fe in config.frontends.values() for bind in fe.listeners) and \
-            not any(server.ssl for be in config.backends.values() for server in be.servers):
+    if not uses_tls(config):
         return _NoTls()
     from gproxy.tls import build_contexts
     return build_contexts(config)
