@@ -144,7 +144,9 @@ def read_body(session, head: RequestHead, limit: int) -> bytes:
     while True:
         try:
             event = parser.next_event()
-        except ProtocolError:
+        except ProtocolError as exc:
+            if exc.status == 413:  # the frontend's max_body_size, met by a chunked body
+                raise _BodyError(text_reply(413, "The request body is too large.", close=True)) from None
             raise _BodyError(text_reply(400, "Your browser sent an invalid request.", close=True)) from None
         if event is NEED_DATA:
             try:

@@ -200,3 +200,23 @@ def test_a_chunked_body_growing_past_the_limit_after_an_interim_answer_closes_th
     assert interim.partition(b"\r\n\r\n")[2] + rest == b""  # closed, no final answer
     limited["syslog"].wait_for(r'app app/b1 .* PD-- .*"POST /echo HTTP/1\.1"')
     assert frontend(admin)["dreq"] == "1"
+
+
+def test_a_chunked_body_growing_past_the_limit_on_the_stats_page_gets_413(start_backend, start_gproxy):
+    """The stats page reads its admin form itself: a body past max_body_size
+    is a 413 there too, not a 400."""
+    backend = start_backend("b1")
+    port = free_port()
+    config = http_config([{"name": "b1", "address": backend.address}], port=port, max_body_size="1k",
+                         stats={"uri": "/stats", "auth": ["admin:pw"], "admin": True})
+    start_gproxy(config, [port])
+    before = backend.stats()["requests"]
+    with connect(port) as sock:
+        sock.sendall(b"POST /stats HTTP/1.1\r\nHost: x\r\nAuthorization: Basic YWRtaW46cHc=\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n")
+        time.sleep(0.1)  # the head is routed to the page before the body comes
+        sock.sendall(chunk(b"a" * 600))
+        time.sleep(0.1)
+        status, _, _ = exchange(sock, chunk(b"b" * 600) + b"0\r\n\r\n")
+    assert status == 413
+    assert backend.stats()["requests"] == before + 1  # only the /stats.json call
