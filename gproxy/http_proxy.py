@@ -64,6 +64,8 @@ from gproxy.dispatch import acquire
 from gproxy.runtime import IDEMPOTENT_METHODS, MAX_IDLE_PER_SERVER, ErrorCapture, ServerRuntime
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
+# The balance algorithms that hash a part of the request (_hash_key).
+_KEYED_BALANCES = frozenset({"source", "uri"})
 HSTS_HEADER = b"Strict-Transport-Security"
 HTTPS_REDIRECT_STATUS = 301
 MAX_TURNAROUND_MS = 1000  # HAProxy waits min(timeout connect, 1s) before retrying a server
@@ -117,6 +119,11 @@ class HttpSession:
         # hsts: our Strict-Transport-Security replaces the server's.
         self.hsts = b"max-age=%d" % (fe_cfg.hsts // 1000) if fe_cfg.hsts is not None else None
         self.dropped_response_headers = HOP_BY_HOP | {HSTS_HEADER.lower()} if self.hsts else HOP_BY_HOP
+        # Per-request constants of the backend, worked out once per connection.
+        cookie_cfg = be_cfg.cookie if be_cfg else None
+        self.cookie_name = cookie_cfg.name.encode() if cookie_cfg else b""
+        self.xff_name = self.forwardfor.header.encode() if self.forwardfor else b""
+        self.xff_value = self.client_ip.encode()
 
     def _wants_xff(self) -> bool:
         ff = self.forwardfor
@@ -173,7 +180,8 @@ class HttpSession:
         if head is None:
             return False
         rec.t_request = int((clock.mono() - start_mono) * 1000)
-        rec.request_line = f"{head.method.decode('latin-1')} {head.target.decode('latin-1')} {head.version.decode('latin-1')}"
+        # The request line as parsed (single spaces): one decode, not three.
+        rec.request_line = b" ".join((head.method, head.target, head.version)).decode("latin-1")
         fe_counters = self.fe.counters
         fe_counters.req_tot += 1
         ctx.process.cum_req += 1
@@ -395,7 +403,7 @@ class HttpSession:
             return False
         be_cfg = be.cfg
         cookie_cfg = be_cfg.cookie
-        cookie_name = cookie_cfg.name.encode() if cookie_cfg else b""
+        cookie_name = self.cookie_name
         headers = head.headers
         persistent: ServerRuntime | None = None
         req_flag = "-"
@@ -415,7 +423,7 @@ class HttpSession:
                     req_flag = "V"
                 else:
                     req_flag = "D"
-        out_headers = self._request_headers(headers, cookie_rewrite)
+        out_headers = self._request_headers(head, cookie_rewrite)
         # An HTTP/1.1 client's `Connection: close` ends the client side only:
         # as in HAProxy (keep-alive mode), the server connection stays open
         # and goes back to the pool, so a connection-per-request client does
@@ -428,33 +436,37 @@ class HttpSession:
         if head.upgrade:
             out_headers.append((b"Connection", b"upgrade"))
         out_head = serialize_request_head(head.method, head.target, head.version, out_headers)
-        key = self._hash_key(head, be_cfg.balance)
+        balance = be_cfg.balance
+        key = self._hash_key(head, balance) if balance in _KEYED_BALANCES else None
         replayable = head.method in IDEMPOTENT_METHODS and head.body_kind == "none"
         return self._exchange(head, out_head, rec, start_mono, persistent, key, replayable,
                               server_close, cookie_name, req_flag)
 
-    def _request_headers(self, headers, cookie_rewrite):
-        out = []
-        append = out.append
-        cookie_done = cookie_rewrite is None
-        for name, value in headers:
-            lname = name.lower()
-            if lname in HOP_BY_HOP:
-                continue
-            if lname == b"cookie" and not cookie_done:
-                # Replace every Cookie header by the rewritten list, once.
-                for v in cookie_rewrite:
-                    append((name, v))
-                cookie_done = True
-                continue
-            if lname == b"cookie" and cookie_rewrite is not None:
-                continue
-            append((name, value))
+    def _request_headers(self, head: RequestHead, cookie_rewrite):
+        headers = head.headers
+        lnames = head.lnames  # lowercased once by the parser
+        if cookie_rewrite is None and HOP_BY_HOP.isdisjoint(lnames):
+            out = headers.copy()  # the usual request: nothing to drop or rewrite
+        else:
+            out = []
+            append = out.append
+            cookie_done = cookie_rewrite is None
+            for lname, header in zip(lnames, headers):
+                if lname in HOP_BY_HOP:
+                    continue
+                if lname == b"cookie" and not cookie_done:
+                    # Replace every Cookie header by the rewritten list, once.
+                    for v in cookie_rewrite:
+                        out.append((header[0], v))
+                    cookie_done = True
+                    continue
+                if lname == b"cookie" and cookie_rewrite is not None:
+                    continue
+                append(header)
         if self.add_xff:
-            ff = self.forwardfor
-            hname = ff.header.encode()
-            if not (ff.if_none and any(n.lower() == hname.lower() for n, _ in headers)):
-                append((hname, self.client_ip.encode()))
+            hname = self.xff_name
+            if not (self.forwardfor.if_none and hname.lower() in lnames):
+                out.append((hname, self.xff_value))
         return out
 
     def _hash_key(self, head: RequestHead, balance: str) -> bytes | None:
@@ -844,12 +856,13 @@ class HttpSession:
         out = []
         append = out.append
         dropped = self.dropped_response_headers
-        for name, value in response.headers:
-            lname = name.lower()
+        rewrites = cookie_cfg is not None and cookie_cfg.mode in ("prefix", "rewrite") and server.cookie
+        for lname, header in zip(response.lnames, response.headers):  # lowercased once by the parser
             if lname in dropped:
                 continue
             if cookie_cfg is not None and lname == b"set-cookie":
-                if cookie_cfg.mode in ("prefix", "rewrite") and server.cookie:
+                name, value = header
+                if rewrites:
                     rewritten = rewrite_set_cookie(cookie_cfg, cookie_name, value, server.cookie)
                     if rewritten is not None:
                         append((name, rewritten))
@@ -858,7 +871,7 @@ class HttpSession:
                 elif cookie_cfg.mode == "insert" and not cookie_cfg.preserve and \
                         value.lstrip().startswith(cookie_name + b"="):
                     continue  # the server's own cookie of that name is replaced by ours
-            append((name, value))
+            append(header)
         if cookie_cfg is not None:
             if cookie_cfg.mode == "insert" and req_flag != "V" or (
                     cookie_cfg.mode == "insert" and req_flag == "V" and not cookie_cfg.indirect

@@ -86,6 +86,11 @@ class _Head:
     def has_header(self, lname: bytes) -> bool:
         return lname in self._lnames
 
+    @property
+    def lnames(self) -> list[bytes]:
+        """The header names lowercased, in the order of `headers` (do not modify)."""
+        return self._lnames
+
 
 def _lowered(headers: list[tuple[bytes, bytes]], lnames: list[bytes] | None) -> list[bytes]:
     return lnames if lnames is not None else [n.lower() for n, _ in headers]
