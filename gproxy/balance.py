@@ -176,9 +176,15 @@ class RoundRobin(Balancer):
                 score[sid] = 0  # joined (or came back) since the last pick: start afresh
             seen[sid] = now
             present += 1
-            if not _in_tier(c, tier, avoid):
-                continue
+            # _in_tier() inlined: this loop runs for every candidate of every request.
             weight = c.weight
+            if weight <= 0:
+                continue
+            if tier != _TIER_ANY:
+                if c is avoid:
+                    continue
+                if tier == _TIER_FREE and c.maxconn > 0 and c.cur_conns >= c.maxconn:
+                    continue
             current = score[sid] + weight
             score[sid] = current
             total += weight
