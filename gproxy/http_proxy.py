@@ -57,6 +57,7 @@ from gproxy.protocol.http import (
     RequestParser,
     ResponseHead,
     ResponseParser,
+    append_headers,
     serialize_request_head,
     serialize_response_head,
 )
@@ -423,51 +424,59 @@ class HttpSession:
                     req_flag = "V"
                 else:
                     req_flag = "D"
-        out_headers = self._request_headers(head, cookie_rewrite)
+        added = self._added_request_headers(head)
         # An HTTP/1.1 client's `Connection: close` ends the client side only:
         # as in HAProxy (keep-alive mode), the server connection stays open
         # and goes back to the pool, so a connection-per-request client does
         # not cost a server connect and close per request as well.
         server_close = self.mode != "keep-alive" or (not head.keep_alive and head.version != b"HTTP/1.1")
         if server_close:
-            out_headers.append((b"Connection", b"close"))
+            added.append((b"Connection", b"close"))
         elif head.version == b"HTTP/1.0":
-            out_headers.append((b"Connection", b"keep-alive"))
+            added.append((b"Connection", b"keep-alive"))
         if head.upgrade:
-            out_headers.append((b"Connection", b"upgrade"))
-        out_head = serialize_request_head(head.method, head.target, head.version, out_headers)
+            added.append((b"Connection", b"upgrade"))
+        raw = head.raw
+        if cookie_rewrite is None and HOP_BY_HOP.isdisjoint(head.lnames) and raw.count(b"\r") == raw.count(b"\n"):
+            # The usual request: nothing to drop or rewrite, CRLF line ends
+            # only (the parser refused any CR that does not start a CRLF): the
+            # head goes out as received, ours appended, not re-serialised.
+            out_head = append_headers(raw, added)
+        else:
+            out_head = serialize_request_head(head.method, head.target, head.version,
+                                              self._request_headers(head, cookie_rewrite) + added)
         balance = be_cfg.balance
         key = self._hash_key(head, balance) if balance in _KEYED_BALANCES else None
         replayable = head.method in IDEMPOTENT_METHODS and head.body_kind == "none"
         return self._exchange(head, out_head, rec, start_mono, persistent, key, replayable,
                               server_close, cookie_name, req_flag)
 
-    def _request_headers(self, head: RequestHead, cookie_rewrite):
-        headers = head.headers
-        lnames = head.lnames  # lowercased once by the parser
-        if cookie_rewrite is None and HOP_BY_HOP.isdisjoint(lnames):
-            out = headers.copy()  # the usual request: nothing to drop or rewrite
-        else:
-            out = []
-            append = out.append
-            cookie_done = cookie_rewrite is None
-            for lname, header in zip(lnames, headers):
-                if lname in HOP_BY_HOP:
-                    continue
-                if lname == b"cookie" and not cookie_done:
-                    # Replace every Cookie header by the rewritten list, once.
-                    for v in cookie_rewrite:
-                        out.append((header[0], v))
-                    cookie_done = True
-                    continue
-                if lname == b"cookie" and cookie_rewrite is not None:
-                    continue
-                append(header)
+    def _request_headers(self, head: RequestHead, cookie_rewrite) -> list[tuple[bytes, bytes]]:
+        """The client's headers minus hop-by-hop ones, Cookie rewritten if asked."""
+        out = []
+        append = out.append
+        cookie_done = cookie_rewrite is None
+        for lname, header in zip(head.lnames, head.headers):  # lowercased once by the parser
+            if lname in HOP_BY_HOP:
+                continue
+            if lname == b"cookie" and not cookie_done:
+                # Replace every Cookie header by the rewritten list, once.
+                for v in cookie_rewrite:
+                    append((header[0], v))
+                cookie_done = True
+                continue
+            if lname == b"cookie" and cookie_rewrite is not None:
+                continue
+            append(header)
+        return out
+
+    def _added_request_headers(self, head: RequestHead) -> list[tuple[bytes, bytes]]:
+        """What the proxy adds after the client's headers: X-Forwarded-For (forwardfor)."""
         if self.add_xff:
             hname = self.xff_name
-            if not (self.forwardfor.if_none and hname.lower() in lnames):
-                out.append((hname, self.xff_value))
-        return out
+            if not (self.forwardfor.if_none and hname.lower() in head.lnames):
+                return [(hname, self.xff_value)]
+        return []
 
     def _hash_key(self, head: RequestHead, balance: str) -> bytes | None:
         if balance == "source":

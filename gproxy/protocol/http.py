@@ -57,7 +57,7 @@ from gproxy.protocol.http_head import (
     parse_request_head,
     parse_response_head,
 )
-from gproxy.protocol.http_serialize import REASONS, serialize_request_head, serialize_response_head
+from gproxy.protocol.http_serialize import REASONS, append_headers, serialize_request_head, serialize_response_head
 
 __all__ = [
     "NEED_DATA",
@@ -71,6 +71,7 @@ __all__ = [
     "RequestParser",
     "ResponseHead",
     "ResponseParser",
+    "append_headers",
     "serialize_request_head",
     "serialize_response_head",
 ]

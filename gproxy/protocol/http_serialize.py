@@ -105,3 +105,12 @@ def serialize_response_head(
     if b"\r" in reason or b"\n" in reason:
         raise ValueError("CR or LF inside a reason phrase")
     return b"%s %d %s\r\n" % (version, status, reason) + _header_block(headers) + _CRLF
+
+
+def append_headers(head: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A received head (validated, CRLF line ends only) with `headers` added
+    before its empty line: what a proxy sends when it changes nothing else,
+    without re-serialising the client's lines."""
+    if not headers:
+        return head
+    return head[:-2] + _header_block(headers) + _CRLF
