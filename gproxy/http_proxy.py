@@ -33,6 +33,7 @@ from gproxy.netio import (
     RECV_SIZE,
     ConnectFailed,
     IdleConnection,
+    ReusableDeadline,
     close_quietly,
     connect,
     recv_when_readable,
@@ -89,8 +90,8 @@ class HttpSession:
     can_park = False
     idle_since: float | None = None  # monotonic time the parked wait for the next request began
     # Reused timers of the two hot waits (netio.reusable_deadline), made on first use.
-    server_deadline: gevent.Timeout | None = None  # the response head: timeout.server
-    park_deadline: gevent.Timeout | None = None  # a kept-alive client's first PARK_AFTER_MS
+    server_deadline: ReusableDeadline | None = None  # the response head: timeout.server
+    park_deadline: ReusableDeadline | None = None  # a kept-alive client's first PARK_AFTER_MS
     local_address: tuple[str, int] | None = None  # what the client connected to (PROXY header), else the socket's
 
     def __init__(self, ctx, frontend, client: socket.socket, address, log):
