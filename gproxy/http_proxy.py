@@ -36,6 +36,7 @@ from gproxy.netio import (
     ReusableDeadline,
     close_quietly,
     connect,
+    quick_ack,
     recv_when_readable,
     reusable_deadline,
     send_all,
@@ -628,6 +629,8 @@ class HttpSession:
                     finalized = True
                     return "retry"
                 raise _ServerGone() from None
+            if reused:
+                quick_ack(sock)
             server.counters.bytes_in += len(out_head)
             be.counters.bytes_in += len(out_head)
             rparser = ResponseParser(ctx.tune.max_header_bytes, ctx.tune.maxhdr)
