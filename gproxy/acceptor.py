@@ -68,7 +68,9 @@ class Parked:
         self._timer = None
         if timeout is not None:
             self._timer = loop.timer(max(0.0, timeout))
-            self._timer.start(self._fire, True)
+            # update=True: from a stale loop clock (the hub blocked for a while)
+            # the timer would expire at once and close a connection that just came.
+            self._timer.start(self._fire, True, update=True)
 
     @property
     def waiting(self) -> bool:

@@ -316,7 +316,7 @@ class _EventRelay:
             self.timer.stop()
             self.timer.close()
         self.timer = self.loop.timer(after)
-        self.timer.start(self._on_timer)
+        self.timer.start(self._on_timer, update=True)  # from the real now, not a stale loop clock
 
     def _on_timer(self) -> None:
         """Inactivity: progress does not re-arm the timer (that would cost a

@@ -106,3 +106,20 @@ def test_resume_does_nothing_while_full_or_stopped():
     server.stop()
     server.resume()  # stopped: nothing happens
     client.close()
+
+
+def test_parked_timeout_counts_from_now_even_after_the_hub_blocked():
+    """The loop's clock is stale after the hub blocked (here 0.5 s of
+    time.sleep): a 0.3 s wait must still last 0.3 s from now, not expire at once."""
+    import time
+
+    gevent.sleep(0.01)  # the loop runs: its clock is now
+    time.sleep(0.5)  # blocks the hub: its cached clock falls behind
+    left, right = socket.socketpair()
+    calls: list[bool] = []
+    parked = Parked(right, 0.3, calls.append)
+    gevent.sleep(0.01)
+    assert calls == [] and parked.waiting
+    parked.cancel()
+    left.close()
+    right.close()
