@@ -47,16 +47,14 @@ from children import (
     wait_listening,
 )
 from plain_configs import Layout, gproxy_toml, haproxy_cfg, maxconn_for, nginx_conf
-from wrk_report import WrkOutputError, WrkResult, parse_wrk
+from wrk_run import WRK_THREADS, Unavailable, run_wrk
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "loads.json"
 DEFAULT_DURATION_SECONDS = 10
 QUICK_DURATION_SECONDS = 3
 WARMUP_SECONDS = 1  # a short wrk run before each measured one: accept queues, caches, allocators
-WRK_THREADS = 1
 WRK_CONNECTIONS = 50
-WRK_GRACE_SECONDS = 30  # wrk is killed if it runs this much longer than asked
 ORIGINS = 2
 HAPROXY_NBTHREAD = 1  # one event loop against gproxy's one: the comparison stays per core
 CHECK_TIMEOUT_SECONDS = 30
@@ -75,10 +73,6 @@ SCENARIOS = (
     Scenario("http-close", "HTTP mode, one connection per request", "http", ("Connection: close",)),
     Scenario("tcp-keepalive", "TCP mode, keep-alive HTTP through it", "tcp"),
 )
-
-
-class Unavailable(Exception):
-    """A proxy cannot be measured; the message says why."""
 
 
 # --------------------------------------------------------------------------- the two proxies
@@ -126,26 +120,6 @@ def _validate(argv: list[str]) -> None:
 # --------------------------------------------------------------------------- measuring
 
 
-def run_wrk(children: Children, url: str, seconds: int, headers: tuple[str, ...],
-            connections: int) -> WrkResult:
-    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency"]
-    for header in headers:
-        argv += ["-H", header]
-    process = children.start([*argv, url], capture=True)
-    try:
-        output, _ = process.communicate(timeout=seconds + WRK_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        children.stop(process)
-        raise Unavailable(f"wrk did not finish within {seconds + WRK_GRACE_SECONDS}s") from None
-    children.stop(process)
-    text = output.decode(errors="replace")
-    try:
-        return parse_wrk(text)
-    except WrkOutputError:
-        reason = text.strip().splitlines()[-1] if text.strip() else f"exit status {process.returncode}"
-        raise Unavailable(f"wrk failed: {reason}") from None
-
-
 def measure_proxy(children: Children, proxy: Proxy, scenario: Scenario, origins: tuple[int, ...],
                   workdir: Path, options: argparse.Namespace) -> dict[str, Any]:
     """Start a fresh `proxy`, load it with `scenario`, stop it; return its figures."""
@@ -160,10 +134,10 @@ def measure_proxy(children: Children, proxy: Proxy, scenario: Scenario, origins:
             raise Unavailable(f"`{Path(argv[0]).name} {argv[1]}` {error}") from None
         port = layout.http_port if scenario.listener == "http" else layout.tcp_port
         url = f"http://{layout.host}:{port}/"
-        run_wrk(children, url, options.warmup, scenario.headers, options.connections)
+        run_wrk(children, url, options.warmup, options.connections, scenario.headers)
         tree = process_tree(process.pid)
         cpu_before = cpu_seconds(tree)
-        result = run_wrk(children, url, options.duration, scenario.headers, options.connections)
+        result = run_wrk(children, url, options.duration, options.connections, scenario.headers)
         tree = process_tree(process.pid)
         cpu_used = cpu_seconds(tree) - cpu_before
         if process.poll() is not None:
@@ -343,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with Children() as children:
             origins = start_origins(children, workdir)
-            direct = run_wrk(children, f"http://127.0.0.1:{origins[0]}/", options.duration, (), options.connections)
+            direct = run_wrk(children, f"http://127.0.0.1:{origins[0]}/", options.duration, options.connections)
             print(f"bench: one nginx origin, direct: {direct.rate:,.0f} req/s (the ceiling through any proxy)",
                   flush=True)
             for scenario in scenarios:

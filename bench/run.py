@@ -52,7 +52,8 @@ from configs import BULK_PATH, LISTENERS, Layout, gproxy_toml, haproxy_cfg, maxc
 from machine import export_gproxy, machine_facts, working_tree_source
 from scoreboard import FIGURES, FIGURES_BY_KEY, GPROXY, HAPROXY, Figure, Outcome, Sample, judge
 from scoreboard import median, percentile, render_machine, render_notes, render_table
-from wrk_report import WrkOutputError, WrkResult, parse_wrk
+from wrk_report import WrkResult
+from wrk_run import WRK_THREADS, Unavailable, run_wrk
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "latest.json"
@@ -61,11 +62,9 @@ QUICK_ROUNDS = 2
 DEFAULT_DURATION_SECONDS = 5
 QUICK_DURATION_SECONDS = 2
 WARMUP_SECONDS = 1  # one short wrk run per proxy before a figure's first round
-WRK_THREADS = 1
 WRK_CONNECTIONS = 50
 HIGH_CONNECTIONS = 1000
 WRK_TIMEOUT = "2s"  # wrk's default, stated: a request slower than this is a timeout
-WRK_GRACE_SECONDS = 30  # wrk is killed if it runs this much longer than asked
 ORIGINS = 2
 BULK_BYTES = 1 << 30  # 1 GiB, a sparse file: nginx sends it from the page cache
 LATENCY_REQUESTS = 2000
@@ -73,10 +72,6 @@ LATENCY_WARMUP = 100
 IDLE_CONNECTIONS = 10_000
 HAPROXY_NBTHREAD = 1  # one event loop against gproxy's one: the comparison stays per core
 CHECK_TIMEOUT_SECONDS = 30
-
-
-class Unavailable(Exception):
-    """A proxy cannot be measured; the message says why."""
 
 
 # --------------------------------------------------------------------------- the two proxies
@@ -165,24 +160,6 @@ def _alive(running: Running) -> None:
 # --------------------------------------------------------------------------- measuring
 
 
-def run_wrk(children: Children, url: str, seconds: int, connections: int) -> WrkResult:
-    argv = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{seconds}s", f"--timeout={WRK_TIMEOUT}",
-            "--latency", url]
-    process = children.start(argv, capture=True)
-    try:
-        output, _ = process.communicate(timeout=seconds + WRK_GRACE_SECONDS)
-    except subprocess.TimeoutExpired:
-        children.stop(process)
-        raise Unavailable(f"wrk did not finish within {seconds + WRK_GRACE_SECONDS}s") from None
-    children.stop(process)
-    text = output.decode(errors="replace")
-    try:
-        return parse_wrk(text)
-    except WrkOutputError:
-        reason = text.strip().splitlines()[-1] if text.strip() else f"exit status {process.returncode}"
-        raise Unavailable(f"wrk failed: {reason}") from None
-
-
 def wrk_sample(result: WrkResult, value: float, cpu: float, warmup: WrkResult | None = None) -> Sample:
     """A wrk load's sample; the requests of its warm-up count too: every request must answer 2xx."""
     runs = (result,) if warmup is None else (result, warmup)
@@ -214,11 +191,11 @@ def wrk_figure(listener: str, connections: int, value: Callable[[WrkResult], flo
         url = running.layout.url(listener)
         warmup = None
         if listener + str(connections) not in running.warmed:
-            warmup = run_wrk(bench.children, url, WARMUP_SECONDS, connections)
+            warmup = run_wrk(bench.children, url, WARMUP_SECONDS, connections, timeout=WRK_TIMEOUT)
             running.warmed.add(listener + str(connections))
         tree = process_tree(running.process.pid)
         before = cpu_seconds(tree)
-        result = run_wrk(bench.children, url, bench.options.duration, connections)
+        result = run_wrk(bench.children, url, bench.options.duration, connections, timeout=WRK_TIMEOUT)
         cpu = cpu_seconds(process_tree(running.process.pid)) - before
         _alive(running)
         return wrk_sample(result, value(result), cpu, warmup)

@@ -142,10 +142,10 @@ def measure(children: Children, key: str, scenario: TlsScenario, origins: tuple[
         except StartupError as error:
             raise Unavailable(f"`{Path(argv[0]).name}` {error}") from None
         url = f"https://localhost:{port}/"
-        run_wrk(children, url, options.warmup, scenario.headers, options.connections)
+        run_wrk(children, url, options.warmup, options.connections, scenario.headers)
         tree = process_tree(process.pid)
         cpu_before = cpu_seconds(tree)
-        result = run_wrk(children, url, options.duration, scenario.headers, options.connections)
+        result = run_wrk(children, url, options.duration, options.connections, scenario.headers)
         cpu_used = cpu_seconds(process_tree(process.pid)) - cpu_before
         figures = result.to_json()
         figures.update(peak_rss_kib=peak_rss_kib(tree), processes=len(tree), cpu_seconds=round(cpu_used, 2),

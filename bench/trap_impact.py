@@ -160,9 +160,9 @@ def measure(children: Children, name: str, trap_kind: str | None, storm: bool, r
         if storm:
             flipper = Storm(sock, options.storm_rate)
             flipper.start()
-        run_wrk(children, url, options.warmup, (), options.connections)
+        run_wrk(children, url, options.warmup, options.connections)
         flips_before = flipper.flips if flipper else 0
-        result = run_wrk(children, url, options.duration, (), options.connections)
+        result = run_wrk(children, url, options.duration, options.connections)
         flips = (flipper.flips - flips_before) if flipper else 0
         figures = result.to_json()
         figures["flips_per_second"] = round(flips / max(result.seconds, 1e-9))
