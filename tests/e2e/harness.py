@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -24,10 +25,34 @@ SPEC_DIR = REPO.parent / "shared" / "spec"
 START_TIMEOUT = 15.0
 
 
+# Ports for the processes a test configures, below the kernel's ephemeral
+# range (32768-60999 by default): a backend binding port 0, or any outgoing
+# connection, can then never take a port chosen here before gproxy binds it
+# (which made gproxy fail to bind while the test's port probe reached the
+# backend instead).
+FIXED_PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    low, _high = _ephemeral_range()
+    for _ in range(200):
+        port = random.randrange(FIXED_PORTS.start, min(FIXED_PORTS.stop, low))
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low, high = (int(x) for x in f.read().split())
+            return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def wait_port(port: int, host: str = "127.0.0.1", timeout: float = START_TIMEOUT, proc=None) -> None:
