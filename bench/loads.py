@@ -47,7 +47,7 @@ from children import (
     wait_listening,
 )
 from plain_configs import Layout, gproxy_toml, haproxy_cfg, maxconn_for, nginx_conf
-from wrk_run import WRK_THREADS, Unavailable, run_wrk
+from wrk_run import WRK_THREADS, Unavailable, check_config, run_wrk
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "loads.json"
@@ -57,7 +57,6 @@ WARMUP_SECONDS = 1  # a short wrk run before each measured one: accept queues, c
 WRK_CONNECTIONS = 50
 ORIGINS = 2
 HAPROXY_NBTHREAD = 1  # one event loop against gproxy's one: the comparison stays per core
-CHECK_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -91,30 +90,18 @@ class Proxy:
                 raise Unavailable("haproxy is not installed (apt-get install haproxy)")
             path = workdir / "haproxy.cfg"
             path.write_text(haproxy_cfg(layout, options.haproxy_threads))
-            _validate([binary, "-c", "-q", "-f", str(path)])
+            check_config([binary, "-c", "-q", "-f", str(path)])
             return [binary, "-f", str(path), "-db"]
         binary = Path(options.gproxy)
         if not binary.exists():
             raise Unavailable(f"{binary} does not exist (make installs it)")
         path = workdir / "gproxy.toml"
         path.write_text(gproxy_toml(layout))
-        _validate([str(binary), "check", str(path)])
+        check_config([str(binary), "check", str(path)])
         return [str(binary), "run", str(path), "--foreground"]
 
 
 PROXIES = (Proxy("haproxy", "HAProxy"), Proxy("gproxy", "gproxy"))
-
-
-def _validate(argv: list[str]) -> None:
-    """Run a configuration check; a failure makes the proxy unavailable, with the reason."""
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=CHECK_TIMEOUT_SECONDS)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise Unavailable(f"`{' '.join(argv[:2])}` failed: {error}") from None
-    if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
-        raise Unavailable(f"`{Path(argv[0]).name} {argv[1]}` of the bench config failed: {reason}")
 
 
 # --------------------------------------------------------------------------- measuring

@@ -53,7 +53,7 @@ from machine import export_gproxy, machine_facts, working_tree_source
 from scoreboard import FIGURES, FIGURES_BY_KEY, GPROXY, HAPROXY, Figure, Outcome, Sample, judge
 from scoreboard import median, percentile, render_machine, render_notes, render_table
 from wrk_report import WrkResult
-from wrk_run import WRK_THREADS, Unavailable, run_wrk
+from wrk_run import WRK_THREADS, Unavailable, check_config, run_wrk
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "latest.json"
@@ -71,7 +71,6 @@ LATENCY_REQUESTS = 2000
 LATENCY_WARMUP = 100
 IDLE_CONNECTIONS = 10_000
 HAPROXY_NBTHREAD = 1  # one event loop against gproxy's one: the comparison stays per core
-CHECK_TIMEOUT_SECONDS = 30
 
 
 # --------------------------------------------------------------------------- the two proxies
@@ -90,30 +89,18 @@ class Proxy:
                 raise Unavailable("haproxy is not installed (apt-get install haproxy)")
             path = workdir / "haproxy.cfg"
             path.write_text(haproxy_cfg(layout, options.haproxy_threads, options.haproxy_splice))
-            _validate([binary, "-c", "-q", "-f", str(path)])
+            check_config([binary, "-c", "-q", "-f", str(path)])
             return [binary, "-f", str(path), "-db"]
         binary = Path(options.gproxy)
         if not binary.exists():
             raise Unavailable(f"{binary} does not exist (make installs it)")
         path = workdir / "gproxy.toml"
         path.write_text(gproxy_toml(layout))
-        _validate([str(binary), "check", str(path)])
+        check_config([str(binary), "check", str(path)])
         return [str(binary), "run", str(path), "--foreground"]
 
 
 PROXIES = (Proxy(HAPROXY, "HAProxy"), Proxy(GPROXY, "gproxy"))
-
-
-def _validate(argv: list[str]) -> None:
-    """Run a configuration check; a failure makes the proxy unavailable, with the reason."""
-    try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=CHECK_TIMEOUT_SECONDS)
-    except (OSError, subprocess.TimeoutExpired) as error:
-        raise Unavailable(f"`{' '.join(argv[:2])}` failed: {error}") from None
-    if result.returncode != 0:
-        lines = [line for line in (result.stderr + result.stdout).splitlines() if line.strip()]
-        reason = lines[-1].strip() if lines else f"exit status {result.returncode}"
-        raise Unavailable(f"`{Path(argv[0]).name} {argv[1]}` of the bench config failed: {reason}")
 
 
 @dataclass

@@ -41,7 +41,7 @@ from loads import (
     WRK_THREADS,
     Unavailable,
     _stop_on_signal,
-    _validate,
+    check_config,
     machine_facts,
     notes,
     raise_fd_limit,
@@ -122,11 +122,11 @@ def proxy_command(key: str, workdir: Path, port: int, origins: tuple[int, ...], 
             raise Unavailable("haproxy is not installed")
         path = workdir / "haproxy-tls.cfg"
         path.write_text(haproxy_cfg(port, origins, cert, options.maxconn))
-        _validate([binary, "-c", "-q", "-f", str(path)])
+        check_config([binary, "-c", "-q", "-f", str(path)])
         return [binary, "-f", str(path), "-db"]
     path = workdir / "gproxy-tls.toml"
     path.write_text(gproxy_toml(port, origins, cert, options.maxconn))
-    _validate([options.gproxy, "check", str(path)])
+    check_config([options.gproxy, "check", str(path)])
     return [options.gproxy, "run", str(path), "--foreground"]
 
 
