@@ -339,14 +339,13 @@ def test_empty_answer(lb, capsys):
 
 
 def test_timeout_is_unknown_within_the_limit(lb, capsys):
-    gate = threading.Event()
-    path = lb(b"", handler=lambda conn, request: gate.wait(2))
-    started = time.monotonic()
+    gate, answered = threading.Event(), threading.Event()
+    path = lb(b"", handler=lambda conn, request: (gate.wait(30), answered.set()))
     try:
         rc, out = run_check(capsys, "-s", path, "-t", "1")
+        assert not answered.is_set()  # the plugin gave up while the socket still held its answer back
     finally:
         gate.set()
-    assert time.monotonic() - started < 1.4
     assert rc == 3 and out.splitlines()[0].endswith("no complete answer within 0.5s")
 
 

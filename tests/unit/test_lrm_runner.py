@@ -285,10 +285,9 @@ def test_a_daemon_holding_stdout_does_not_hang_the_action(ocf_root, tmp_path):
         exit 0
         """)
     try:
-        started = time.monotonic()
         result = run(res, "start", ocf_root, timeout_ms=10_000)
         assert result.rc == 0 and not result.timed_out
-        assert time.monotonic() - started < 5  # well before the daemon exits at 30 s
+        os.kill(int(pidfile.read_text()), 0)  # the action returned while the daemon (30 s) still holds stdout
         assert result.output == "started"
     finally:
         os.kill(int(pidfile.read_text()), 9)
