@@ -222,7 +222,7 @@ def test_without_make_before_break_a_move_stops_first(cloned):
     cluster.wait_vip(0, cluster.names[1])
     log = (cluster.tmp / f"{cluster.names[0]}.log").read_text()
     assert "make-before-break" not in log
-    assert wait_served(cluster.vip) < 10
+    wait_served(cluster.vip, timeout=10)
 
 
 FAILOVER_RUNS = 5
@@ -279,8 +279,11 @@ def test_failover_within_deadtime_600ms(cloned):
         detected = _first_after(log, "NodeDown(", crashed - 0.05)
         decided = _first_after(log, "failover:", crashed - 0.05)
         started = _first_after(log, "start vip: rc=0", crashed - 0.05)
-        runs.append({"total": answered - crashed, "detected": (detected or answered) - crashed,
-                     "decided": (decided or answered) - crashed, "started": (started or answered) - crashed})
+        # The survivor itself took over: it saw the node die, decided, started the VIP, in that order.
+        assert detected is not None and decided is not None and started is not None, log[-3000:]
+        assert detected <= decided <= started <= answered
+        runs.append({"total": answered - crashed, "detected": detected - crashed,
+                     "decided": decided - crashed, "started": started - crashed})
         # The crashed node reboots and takes the VIP back (make-before-break), ready for the next run.
         cluster.lab.reboot(0)
         cluster.start(0)
@@ -292,7 +295,7 @@ def test_failover_within_deadtime_600ms(cloned):
     for i, r in enumerate(runs, 1):
         print(f"  run {i}: node lost {r['detected']:.3f}s, failover decided {r['decided']:.3f}s, "
               f"vip started {r['started']:.3f}s, first answer {r['total']:.3f}s")
-    assert median < 2.0  # the target (0.8 s) is measured and recorded, not asserted: the machine is shared
+    # The target (0.8 s) is measured and printed here (run with -s), never asserted: timings belong in bench/.
 
 
 ECHO_SERVER = """
