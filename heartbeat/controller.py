@@ -132,6 +132,7 @@ class Controller:
         self.reach: int | None = None  # ping targets this node reaches (None: not probed)
         self.unclean: dict[str, tuple[ResourceStatus, ...]] = {}  # lost, not fenced -> what it held
         self.fencing: dict[str, dict] = {}  # node -> last fencing result {"state", "at", "reason"}
+        self.fence_failures: dict[str, int] = {}  # node -> failed hook runs in a row
         self.quorum = self._compute_quorum()
         self._inquorate_step: set[str] = set()  # local action ids run without a DC
         self.settle_until = 0.0  # the DC decides nothing before this (nodes just joined)
@@ -187,6 +188,7 @@ class Controller:
         for node in self.online:
             if self.unclean.pop(node, None) is not None:
                 self.fencing.pop(node, None)  # it came back: its own reports tell the truth again
+                self.fence_failures.pop(node, None)
         for node in lost:
             view = self.peers.get(node)
             if view is not None:
@@ -206,9 +208,16 @@ class Controller:
         """The fencing hook for `node` finished."""
         now = self.clock()
         self.fencing[node] = {"state": "done" if ok else "failed", "at": now, "reason": reason}
+        failures = 0 if ok else self.fence_failures.get(node, 0) + 1
+        self.fence_failures[node] = failures
         if ok:
             self.unclean.pop(node, None)
-        self.publish("fencing", {"node": node, "ok": ok, "reason": reason, "at": now})
+        # One event per change of outcome: a retry failing like the one before is
+        # logged but not announced again, or a fence device that stays down would
+        # send a trap every FENCE_RETRY_S and bury the operator in repeats.
+        kind = "fencing-retry-failed" if failures > 1 else "fencing"
+        self.publish(kind, {"node": node, "ok": ok, "reason": reason, "at": now,
+                            **({"failures": failures} if failures > 1 else {})})
 
     def _drive_fencing(self, now: float) -> None:
         for node in self.unclean:

@@ -216,7 +216,16 @@ def test_fencing_before_takeover_and_its_failure_blocks():
     h.now += 11  # retried later
     c.pulse()
     assert h.fenced == ["n1", "n1"]
+    c.fence_done("n1", False, "fence exited 1")  # the same failure again: logged, not announced again
+    assert [e for e in h.events if e[0] == "fencing"] == [
+        ("fencing", {"node": "n1", "ok": False, "reason": "fence exited 1", "at": h.now - 11})]
+    assert ("fencing-retry-failed", {"node": "n1", "ok": False, "reason": "fence exited 1", "at": h.now,
+                                     "failures": 2}) in h.events
+    h.now += 11
+    c.pulse()
+    assert h.fenced == ["n1", "n1", "n1"] and h.executed == []
     c.fence_done("n1", True, "fence exited 0")
+    assert ("fencing", {"node": "n1", "ok": True, "reason": "fence exited 0", "at": h.now}) in h.events
     c.pulse()
     assert [e[1:] for e in h.executed] == [("start", "a")]
     assert c.fencing["n1"]["state"] == "done"
