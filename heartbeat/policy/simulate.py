@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from heartbeat.model import Cib, ClusterStatus, ResourceState, ResourceStatus, Transition
-from heartbeat.policy import schedule
+from heartbeat.policy import make_before_break, schedule
 from heartbeat.policy.casefile import Case, CaseError, load_case
 from heartbeat.policy.placement import score_text, units
 
@@ -45,6 +45,10 @@ def apply(status: ClusterStatus, transition: Transition) -> ClusterStatus:
 
 def run(case: Case) -> str:
     transition = schedule(case.cib, case.status, case.now)
+    # What the controller executes: the resources marked make_before_break
+    # moved start-first (the scheduler itself always stops first).
+    config = case.cib.config
+    transition = make_before_break.reorder(transition, config, make_before_break.opted_in(config))
     return render(case, transition)
 
 
