@@ -14,8 +14,8 @@ import datetime
 import xml.etree.ElementTree as ET
 
 from checks.cluster_model import (BLOCKED, FAILED, MAINTENANCE, OFFLINE, ONLINE, STANDBY, STARTED, STARTING,
-                                  STOPPED, STOPPING, UNCLEAN, UNMANAGED, ClusterResource, ClusterStatus, Failure,
-                                  Move, Node, StatusFormatError)
+                                  STOPPED, STOPPING, UNCLEAN, UNMANAGED, ClonePlacement, ClusterResource, ClusterStatus,
+                                  Failure, Move, Node, StatusFormatError)
 
 RUNNING_ROLES = frozenset({"started", "promoted", "unpromoted", "master", "slave"})
 STARTING_ROLES = frozenset({"starting", "migrating", "promoting", "demoting"})
@@ -138,6 +138,31 @@ def _walk(element: ET.Element, group: str | None, clone: str | None, should_run:
             _walk(child, group, clone, should_run, out, groups)
 
 
+def _copy_node(copy: ET.Element) -> str | None:
+    """The node one clone instance runs on whole: a primitive, or every member of a cloned group."""
+    members = [copy] if copy.tag == "resource" else list(copy.iterfind("resource"))
+    nodes = {n.get("name", "?") for member in members if member.get("role", "").lower() in RUNNING_ROLES
+             for n in member.iterfind("node")}
+    running = all(member.get("role", "").lower() in RUNNING_ROLES for member in members)
+    return nodes.pop() if members and running and len(nodes) == 1 else None
+
+
+def _clone_placements(resources: ET.Element) -> tuple[ClonePlacement, ...]:
+    """Where each clone's copies run. crm_mon's XML lists every instance, the
+    stopped ones too, so their number is clone-max (resolved); which nodes may
+    run a copy is not shown (eligible stays None: the node checks report lost
+    or standby nodes). An older crm_mon listing only active instances gives
+    max == running: never a false alarm."""
+    placements = []
+    for clone in resources.iter("clone"):
+        copies = [child for child in clone if child.tag in ("resource", "group")]
+        nodes = tuple(node for node in map(_copy_node, copies) if node is not None)
+        failed = tuple(sorted({n.get("name", "?") for member in clone.iter("resource") if _true(member, "failed")
+                               for n in member.iterfind("node")}))
+        placements.append(ClonePlacement(clone.get("id", "?"), len(copies), nodes, None, failed))
+    return tuple(placements)
+
+
 def parse_crm_mon(text: str, preferred_node: str | None = None) -> ClusterStatus:
     """The cluster as crm_mon shows it; `preferred_node` is where its resources belong."""
     try:
@@ -207,4 +232,5 @@ def parse_crm_mon(text: str, preferred_node: str | None = None) -> ClusterStatus
         resources=tuple(resources),
         groups=tuple((gid, tuple(members)) for gid, members in groups.items()),
         last_failover=None,
+        clones=_clone_placements(resources_element) if resources_element is not None else (),
     )
