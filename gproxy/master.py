@@ -108,6 +108,7 @@ class WorkerRecord:
     pid: int
     generation: int
     started: float
+    index: int = 0  # its slot in the generation: which listening sockets it accepts from
     beat_fd: int | None = None  # read end of its beat pipe
     channel: socket.socket | None = None  # master's end of its control socket
     state: WorkerState = WorkerState.BOOTING
@@ -132,6 +133,9 @@ class Generation:
     state_text: str = ""
     announced: bool = False  # all its workers were READY once
     failed: bool = False
+    # Sockets per TCP listener when it started (SocketSet.sizes): what its
+    # workers accept from, and what a rollback to it trims the groups back to.
+    sockets: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -208,7 +212,7 @@ class Arbiter:
         self.load = load
         self.log = log
         self.notify = notify
-        self.current = Generation(1, config, state_text)
+        self.current = Generation(1, config, state_text, sockets=sockets.sizes())
         self.generations: dict[int, Generation] = {1: self.current}
         self.last_generation = 1  # generation numbers are never reused, even after a rollback
         self.workers: dict[int, WorkerRecord] = {}
@@ -342,7 +346,7 @@ class Arbiter:
         state = self.collect_state()
         self.last_generation += 1
         number = self.last_generation
-        self.current = self.generations[number] = Generation(number, new, state)
+        self.current = self.generations[number] = Generation(number, new, state, sockets=self.sockets.sizes())
         self.log.configure(new)
         self.reloads += 1
         self.log(f"reloading {path}: starting generation {number}")
@@ -485,6 +489,13 @@ class Arbiter:
             return
         self.failed_reloads += 1
         self.current = fallback
+        # The failed workers may have listened on sockets the fallback's
+        # workers never had: left open, each would keep taking its share of
+        # new connections with nobody to accept them. Closing them resets
+        # what they queued meanwhile (a failed reload's price).
+        self.sockets.prune([fallback.config])
+        if self.sockets.trim(fallback.sockets):
+            self.log("reload failed: the listening sockets it added for more workers are closed", "warning")
         self.log(f"reload failed, {reason}: generation {fallback.number} keeps serving", "alert")
         self.notify("READY=1")
 
@@ -530,8 +541,12 @@ class Arbiter:
         # A worker being killed for not booting keeps its place: its exit decides (halt or roll back).
         mine = [w for w in self.workers.values()
                 if w.generation == current.number and (w.state in LIVE or w.boot_failed)]
-        for index in range(len(mine), wanted):
+        # A replacement takes the slot of the worker it replaces: its sockets
+        # (SO_REUSEPORT, one group per listener) would otherwise have nobody.
+        taken = {w.index for w in mine}
+        for index in (i for i in range(wanted) if i not in taken):
             worker = self.spawner.spawn(self, current, index)
+            worker.index = index
             worker.started = worker.last_beat = now
             self.workers[worker.pid] = worker
             mine.append(worker)

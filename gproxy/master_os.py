@@ -135,7 +135,7 @@ def _reset_signals(ignore: tuple[int, ...] = ()) -> None:
 class ForkSpawner:
     def spawn(self, arbiter: Arbiter, generation: Generation, index: int) -> WorkerRecord:
         config = generation.config
-        tcp, unix = arbiter.sockets.for_config(config)
+        tcp, unix, shared = arbiter.sockets.for_worker(config, index)
         beat_r, beat_w = os.pipe()
         master_end, worker_end = socket.socketpair()
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
@@ -156,13 +156,15 @@ class ForkSpawner:
                 os.close(beat_r)
                 master_end.close()
                 arbiter.close_in_child()
-                used = {id(sock) for sock in (*tcp.values(), *unix.values())}
+                # Other slots' sockets are closed in this worker only: the master
+                # keeps them open for their own workers.
+                used = {id(sock) for sock in (*(s for group in tcp.values() for s in group), *unix.values())}
                 for sock in arbiter.sockets.all_sockets():
                     if id(sock) not in used:
                         sock.close()
                 code = run_worker(WorkerSpec(
                     config=config, generation=generation.number, index=index,
-                    workers=config.global_.workers, tcp=tcp, unix=unix, beat_fd=beat_w,
+                    workers=config.global_.workers, tcp=tcp, unix=unix, shared=shared, beat_fd=beat_w,
                     control=worker_end, master_pid=os.getppid(), state_text=generation.state_text,
                     hard_stop_after=config.global_.hard_stop_after / 1000.0,
                     foreground=arbiter.options.foreground))

@@ -16,7 +16,7 @@ import socket
 import sys
 from functools import partial
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from gevent.event import Event
 from gevent.pool import Group
@@ -151,15 +151,16 @@ class Gproxy:
                 self.listening.append((fe, bind_tcp(address)))
         self._bind_stats_sockets()
 
-    def adopt(self, listener: Callable[[Address], socket.socket],
+    def adopt(self, listener: Callable[[Address], Sequence[socket.socket]],
               stats_socket: Callable[[StatsSocket], socket.socket]) -> None:
         """Serve sockets bound by another process (a worker's, from its master)
-        instead of binding: `listener(address)` and `stats_socket(spec)` give
-        them. Adopted stats sockets are not unlinked at stop: the master owns the files."""
+        instead of binding: `listener(address)` gives the sockets of a bind
+        (one, or several of a SO_REUSEPORT group) and `stats_socket(spec)` a
+        stats socket. Adopted stats sockets are not unlinked at stop: the master owns the files."""
         self.load_tls()  # certificates are read now, before privileges are dropped
         for fe in self.frontends.values():
             for address in fe.cfg.bind:
-                self.listening.append((fe, listener(address)))
+                self.listening.extend((fe, sock) for sock in listener(address))
         g = self.config.global_
         for spec in g.stats_sockets:
             stats = StatsSocketServer(spec, self, self.clock.wall, g.stats_timeout, self.process_facts)

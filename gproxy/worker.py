@@ -1,8 +1,9 @@
 """A worker process: serves traffic on sockets the master bound.
 
 The master forks it with everything already decided (`WorkerSpec`): the
-configuration, the listening sockets (shared with the master and with the
-other workers), the server state to carry over, and its two channels to
+configuration, the listening sockets of its slot (held by the master too;
+with several workers, each has its own SO_REUSEPORT sockets, see
+gproxy.master_sockets), the server state to carry over, and its two channels to
 the master (gproxy.control). The worker then
 
 1. builds a `Gproxy` on the inherited sockets (`Gproxy.adopt`) and
@@ -30,7 +31,7 @@ import socket as _stdsocket
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import gevent
 from gevent import socket as gsocket
@@ -59,14 +60,15 @@ class WorkerSpec:
     config: Config
     generation: int
     index: int  # 0..workers-1 within its generation
-    workers: int  # how many share the sockets
-    tcp: Mapping[str, _stdsocket.socket]  # listeners by master_sockets.tcp_key
+    workers: int  # how many workers its generation has
+    tcp: Mapping[str, Sequence[_stdsocket.socket]]  # its slot's listening sockets by master_sockets.tcp_key
     unix: Mapping[str, _stdsocket.socket]  # stats sockets by path
     beat_fd: int  # write end of the beat pipe
     control: _stdsocket.socket  # the worker's end of the control socket pair
     master_pid: int
     state_text: str = ""  # `show servers state` of the workers replaced
     hard_stop_after: float = 30.0  # seconds a graceful stop may last
+    shared: bool = False  # another worker of its generation accepts from its TCP sockets too
     foreground: bool = True  # server messages also on stderr
 
 
@@ -137,15 +139,16 @@ class Worker:
             for line in restore_state(proxy, spec.state_text, proxy.clock.wall()):
                 self.log(f"server state restored: {line}")
         _preload(proxy)
-        for sock in spec.tcp.values():
-            sock.listen(LISTEN_BACKLOG)  # the master binds without listening (master_sockets); again is harmless
+        for group in spec.tcp.values():
+            for sock in group:
+                sock.listen(LISTEN_BACKLOG)  # the master binds without listening (master_sockets); again is harmless
         proxy.start()
         # Nothing was accepted yet: the hub has not run since start().
         drop_privileges(config.global_)
         set_parent_death_signal(signal.SIGTERM)  # after the uid change, which clears it
         if os.getppid() != spec.master_pid:
             raise RuntimeError("the master exited while this worker was starting")
-        if spec.workers > 1:
+        if spec.shared:  # one wake-up per accept, or the first worker to wake takes a whole batch
             for server in proxy.servers:
                 server.max_accept = SHARED_MAX_ACCEPT
         return proxy

@@ -198,17 +198,19 @@ def server(name: str, backend, **settings) -> dict:
 
 
 @pytest.fixture
-def proxy(tmp_path, start_backend, start_gproxy, port):
+def proxy(request, tmp_path, start_backend, start_gproxy, port):
     """A gproxy with two demo backends, its stats socket and pid file, and a
-    way to rewrite its configuration and reload it."""
+    way to rewrite its configuration and reload it. Parametrised indirectly,
+    the parameter is its number of workers (1 by default)."""
+    workers = getattr(request, "param", 1)
     a, b = start_backend("a"), start_backend("b")
     stats, pidfile = tmp_path / "admin.sock", tmp_path / "gproxy.pid"
 
     class Proxy:
         def __init__(self) -> None:
             self.port, self.stats, self.pidfile, self.a, self.b = port, stats, pidfile, a, b
-            self.process = start_gproxy(reload_config(port, stats, pidfile, [server("a", a), server("b", b)]),
-                                        [port])
+            self.process = start_gproxy(reload_config(port, stats, pidfile, [server("a", a), server("b", b)],
+                                                      workers=workers), [port])
             wait_until(pidfile.exists, what="the pid file")  # written once the workers serve
             self.master = self.process.proc.pid
             self.reloads = 0
@@ -231,6 +233,8 @@ def proxy(tmp_path, start_backend, start_gproxy, port):
 
 # -- tests ----------------------------------------------------------------------------------------------
 
+# workers = 2: each worker has its own SO_REUSEPORT sockets, kept by the master across reloads.
+@pytest.mark.parametrize("proxy", [1, 2], indirect=True, ids=["1worker", "2workers"])
 def test_twenty_reloads_under_load_lose_nothing(proxy):
     workers_seen = set()
     with Load(proxy.port) as load:
@@ -289,6 +293,7 @@ def test_drain_maint_and_weight_set_at_runtime_survive_a_reload(proxy, start_bac
     assert "server state restored: app/a: drain" in proxy.process.stderr()
 
 
+@pytest.mark.parametrize("proxy", [1, 2], indirect=True, ids=["1worker", "2workers"])
 def test_an_upgrade_under_load_loses_nothing_and_changes_the_master(proxy):
     assert cli(proxy.stats, "set server app/a state drain") == "\n"
     old_master = proxy.master

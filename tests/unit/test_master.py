@@ -104,6 +104,7 @@ class FakeSockets:
         self.fail: Exception | None = None
         self.closed_tcp = False
         self.closed_all: bool | None = None
+        self.trimmed: list[dict[str, int]] = []
 
     def update(self, config):
         if self.fail:
@@ -114,6 +115,13 @@ class FakeSockets:
     def prune(self, configs):
         self.pruned.append(configs)
         return []
+
+    def sizes(self):
+        return {"127.0.0.1:80": len(self.updated)}  # grows with each reload, as groups may
+
+    def trim(self, sizes):
+        self.trimmed.append(sizes)
+        return 0
 
     def close_tcp(self):
         self.closed_tcp = True
