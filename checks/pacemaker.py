@@ -147,19 +147,25 @@ def _copy_node(copy: ET.Element) -> str | None:
     return nodes.pop() if members and running and len(nodes) == 1 else None
 
 
-def _clone_placements(resources: ET.Element) -> tuple[ClonePlacement, ...]:
+def _clone_placements(resources: ET.Element, nodes: tuple[Node, ...],
+                      banned: dict[str, set[str]]) -> tuple[ClonePlacement, ...]:
     """Where each clone's copies run. crm_mon's XML lists every instance, the
-    stopped ones too, so their number is clone-max (resolved); which nodes may
-    run a copy is not shown (eligible stays None: the node checks report lost
-    or standby nodes). An older crm_mon listing only active instances gives
-    max == running: never a false alarm."""
+    stopped ones too, so their number is clone-max (resolved). Which nodes may
+    run a copy is not shown; it is taken as the online nodes (not standby nor
+    in maintenance) that no ban (`bans/ban`, configured or left by
+    crm_resource) keeps from the clone or its members, so a copy stopped with
+    its node is left to the node check. An older crm_mon listing only active
+    instances gives max == running: never a false alarm."""
+    online = [node.name for node in nodes if node.state == ONLINE]
     placements = []
     for clone in resources.iter("clone"):
         copies = [child for child in clone if child.tag in ("resource", "group")]
-        nodes = tuple(node for node in map(_copy_node, copies) if node is not None)
+        running = tuple(node for node in map(_copy_node, copies) if node is not None)
+        ids = {clone.get("id", "?")} | {member.get("id", "?") for member in clone.iter("resource")}
+        eligible = tuple(name for name in online if not any(name in banned.get(rid, ()) for rid in ids))
         failed = tuple(sorted({n.get("name", "?") for member in clone.iter("resource") if _true(member, "failed")
                                for n in member.iterfind("node")}))
-        placements.append(ClonePlacement(clone.get("id", "?"), len(copies), nodes, None, failed))
+        placements.append(ClonePlacement(clone.get("id", "?"), len(copies), running, eligible, failed))
     return tuple(placements)
 
 
@@ -192,7 +198,9 @@ def parse_crm_mon(text: str, preferred_node: str | None = None) -> ClusterStatus
                   for node in root.iterfind("nodes/node") if node.get("type", "member") not in SKIPPED_NODE_TYPES)
     history = _History(root)
     bans: dict[str, list[Move]] = {}
+    banned: dict[str, set[str]] = {}  # resource -> nodes any ban keeps it from
     for ban in root.iterfind("bans/ban"):
+        banned.setdefault(ban.get("resource", "?"), set()).add(ban.get("node", "?"))
         constraint = ban.get("id", "")
         if constraint.startswith("cli-"):  # left by crm_resource --move/--ban, not configured
             kind = "prefer" if constraint.startswith("cli-prefer-") else "ban"
@@ -232,5 +240,5 @@ def parse_crm_mon(text: str, preferred_node: str | None = None) -> ClusterStatus
         resources=tuple(resources),
         groups=tuple((gid, tuple(members)) for gid, members in groups.items()),
         last_failover=None,
-        clones=_clone_placements(resources_element) if resources_element is not None else (),
+        clones=_clone_placements(resources_element, nodes, banned) if resources_element is not None else (),
     )

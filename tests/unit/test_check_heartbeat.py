@@ -179,15 +179,18 @@ def test_pacemaker_from_saved_documents(capsys):
 def test_pacemaker_clone_placement(capsys):
     """crm_mon lists every clone instance, the stopped ones too: a clone (or a
     cloned group, a copy counting only when all its members run on one node)
-    on fewer nodes than it has instances is reported, with its copies in perfdata."""
+    on fewer nodes than it has instances, or than the online nodes no ban
+    keeps it from, is reported, with its copies in perfdata."""
     degraded = str(DATA / "crm_mon-2.1-clone-degraded.xml")
     rc, out = run_check(capsys, "resources", "--crm-mon-file", degraded, "-r", "web-clone")
-    assert rc == 1 and first(out) == "PACEMAKER RESOURCES WARNING - clone web-clone on 1 of 3 nodes (esup-proxy-1)"
-    assert "clone web-clone: 1 of 3 copies [ esup-proxy-1 ]" in out
+    assert rc == 1 and first(out) == ("PACEMAKER RESOURCES WARNING - clone web-clone on 1 of 2 nodes (esup-proxy-1; "
+                                      "eligible: esup-proxy-1, esup-proxy-3)")
+    assert "clone web-clone: 1 of 3 copies [ esup-proxy-1 ], eligible esup-proxy-1 esup-proxy-3" in out
     assert "'web-clone_copies'=1;;;0;3" in out and "proxy-clone_copies" not in out
     rc, out = run_check(capsys, "resources", "--crm-mon-file", degraded)
-    assert rc == 2 and "proxy FAILED on esup-proxy-2" in first(out) and "clone web-clone on 1 of 3" in first(out)
-    assert "clone proxy-clone: 3 of 3 copies [ esup-proxy-1 esup-proxy-2 esup-proxy-3 ], failed on esup-proxy-2" in out
+    assert rc == 2 and "proxy FAILED on esup-proxy-2" in first(out) and "clone web-clone on 1 of 2" in first(out)
+    assert ("clone proxy-clone: 3 of 3 copies [ esup-proxy-1 esup-proxy-2 esup-proxy-3 ], eligible esup-proxy-1 "
+            "esup-proxy-2 esup-proxy-3, failed on esup-proxy-2") in out
     rc, out = run_check(capsys, "resources", "--crm-mon-file", str(DATA / "crm_mon-2.1-ok.xml"))
     assert rc == 0 and "clone" not in out
 
