@@ -154,7 +154,7 @@ class Admin(IntFlag):
 
 MAINT_FLAGS = Admin.FMAINT | Admin.IMAINT | Admin.CMAINT
 DRAIN_FLAGS = Admin.FDRAIN | Admin.IDRAIN
-# Combined once: Flag.__or__ is slow, and usable_for_new_traffic is asked per request.
+# Combined once: Flag.__or__ is slow.
 _NO_NEW_TRAFFIC = MAINT_FLAGS | DRAIN_FLAGS
 
 
@@ -368,6 +368,13 @@ class ServerHealth:
         self.chkdown = 0  # transitions to DOWN (HAProxy's down_trans)
         self.last_change = now
         self._down_time = 0.0  # seconds spent STOPPED before `last_change`
+        # What the request path asks, as plain booleans: recomputed by the
+        # `op_state` and `admin` setters, the only places they change, rather
+        # than with Flag arithmetic on every request (~0.3 us each time).
+        self.usable_for_new_traffic = False
+        self.usable_for_persistent = False
+        self._op_state = OpState.STOPPED
+        self._admin = Admin(0)
         if disabled:
             self.admin = Admin.FMAINT | Admin.CMAINT
             self.op_state = OpState.STOPPED
@@ -376,6 +383,33 @@ class ServerHealth:
             self.admin = Admin(0)
             self.op_state = OpState.RUNNING
             self.health = rise  # UP, but one failure away from DOWN until checked
+
+    # -- the two state fields, each setter refreshing the cached booleans
+
+    @property
+    def op_state(self) -> OpState:
+        return self._op_state
+
+    @op_state.setter
+    def op_state(self, value: OpState) -> None:
+        self._op_state = value
+        self._refresh_usable()
+
+    @property
+    def admin(self) -> Admin:
+        return self._admin
+
+    @admin.setter
+    def admin(self, value: Admin) -> None:
+        self._admin = value
+        self._refresh_usable()
+
+    def _refresh_usable(self) -> None:
+        op, admin = self._op_state, self._admin
+        # New traffic: UP and neither in maintenance nor draining.
+        self.usable_for_new_traffic = op in _UP_STATES and not admin & _NO_NEW_TRAFFIC
+        # Cookie/stick traffic still goes to DRAIN and NOLB servers, never to MAINT.
+        self.usable_for_persistent = op is not OpState.STOPPED and not admin & MAINT_FLAGS
 
     # -- the one entry point
 
@@ -547,15 +581,6 @@ class ServerHealth:
     @property
     def is_up(self) -> bool:
         return self.op_state in _UP_STATES
-
-    @property
-    def usable_for_new_traffic(self) -> bool:
-        return self.op_state in _UP_STATES and not self.admin & _NO_NEW_TRAFFIC
-
-    @property
-    def usable_for_persistent(self) -> bool:
-        """Cookie/stick traffic still goes to DRAIN and NOLB servers, never to MAINT."""
-        return self.op_state is not OpState.STOPPED and not self.admin & MAINT_FLAGS
 
     @property
     def check_status(self) -> CheckStatus:

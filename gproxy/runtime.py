@@ -182,6 +182,9 @@ class BackendRuntime:
         self.bus = bus
         self.clock = clock
         self.servers = [ServerRuntime(self, s, now) for s in cfg.servers]
+        # Split once: usable_group() runs per request and the roles never change.
+        self._actives = tuple(s for s in self.servers if not s.cfg.backup)
+        self._backups = tuple(s for s in self.servers if s.cfg.backup)
         self.by_name = {s.name: s for s in self.servers}
         self.by_cookie = {s.cookie: s for s in self.servers if s.cookie}
         self.balancer = make_balancer(cfg.balance, cfg.hash_type)
@@ -198,10 +201,10 @@ class BackendRuntime:
     def usable_group(self) -> list[ServerRuntime]:
         """Usable servers of the active group: actives, else the backups
         (only the first one unless `allbackups`)."""
-        actives = [s for s in self.servers if not s.cfg.backup and s.usable]
+        actives = [s for s in self._actives if s.weight > 0 and s.health.usable_for_new_traffic]
         if actives:
             return actives
-        backups = [s for s in self.servers if s.cfg.backup and s.usable]
+        backups = [s for s in self._backups if s.usable]
         if backups and not self.cfg.allbackups:
             return backups[:1]
         return backups

@@ -406,3 +406,32 @@ def test_transition_detail_for_timeouts_and_refusals():
     h2 = checked()
     [t] = h2.process_event(CheckDone(L4CON), 1.0)
     assert t.detail == 'reason: Layer4 connection problem, info: "Connection refused", check duration: 0ms'
+
+
+def test_cached_usability_follows_every_state_change():
+    """usable_for_* are plain booleans refreshed by the state setters: after any
+    sequence of events they equal what the op and admin states say."""
+
+    def expected(h: ServerHealth) -> tuple[bool, bool]:
+        up = h.op_state in (OpState.RUNNING, OpState.STARTING)
+        maint = bool(h.admin & (Admin.FMAINT | Admin.IMAINT | Admin.CMAINT))
+        drain = bool(h.admin & (Admin.FDRAIN | Admin.IDRAIN))
+        return up and not maint and not drain, h.op_state is not OpState.STOPPED and not maint
+
+    events = [
+        CheckDone(L7OK), SetAdmin("drain"), CheckDone(L4CON), CheckDone(L7OK), CheckDone(L7OK),
+        SetAdmin("maint"), SetAdmin("ready"), CheckDone(L7OKC), ForceHealth("up"), ForceHealth("down"),
+        ForceHealth("stopping"), SetAdmin("maint"), SetAdmin("drain"), SetAdmin("ready"), CheckDone(L7OK),
+    ]  # fmt: skip
+    for disabled in (False, True):
+        h = ServerHealth(2, 3, check_enabled=True, disabled=disabled, now=0.0)
+        seen = {(h.usable_for_new_traffic, h.usable_for_persistent)}
+        assert (h.usable_for_new_traffic, h.usable_for_persistent) == expected(h)
+        for i, event in enumerate(events):
+            try:
+                h.process_event(event, float(i))
+            except IllegalTransition:
+                pass
+            assert (h.usable_for_new_traffic, h.usable_for_persistent) == expected(h), (event, h)
+            seen.add((h.usable_for_new_traffic, h.usable_for_persistent))
+        assert seen == {(True, True), (False, True), (False, False)}
