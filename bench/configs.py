@@ -204,13 +204,16 @@ connection_mode = "{'close' if close else 'keep-alive'}"
     return text
 
 
-def gproxy_toml(layout: Layout) -> str:
-    """The same configuration in gproxy's TOML (run with `gproxy run FILE --foreground`)."""
+def gproxy_toml(layout: Layout, workers: int = 1) -> str:
+    """The same configuration in gproxy's TOML (run with `gproxy run FILE --foreground`).
+    `workers` > 1 compares with HAProxy's `nbthread` of the same number
+    (each worker accepts from its own SO_REUSEPORT socket)."""
     tcp_servers = "".join(f'\n[[listen.tcp.server]]\nname = "n{index}"\naddress = "{layout.host}:{port}"\n'
                           for index, port in enumerate(layout.origins, start=1))
     return f"""# gproxy configuration for bench/run.py (the same as the HAProxy reference)
 [global]
 maxconn = {layout.maxconn}
+workers = {workers}
 log = [{{ target = "udp://{layout.host}:{layout.log_port}", facility = "{LOG_FACILITY}" }}]
 
 [defaults]

@@ -20,6 +20,11 @@ the median of the per-round ratios gproxy/HAProxy, the target and PASS/FAIL.
     idle_memory     bench/idle_connections.py's measurement: RSS growth per idle
                     client connection with 10 000 of them open (fresh processes)
 
+`--workers N` runs gproxy with `workers = N` and HAProxy with `nbthread N`
+(unless --haproxy-threads says otherwise): N processes against N threads,
+like for like; the table's header and footer lines say which was measured.
+(idle_memory always runs one gproxy worker.)
+
 Every wrk request must answer 2xx: failed requests (non-2xx, socket errors,
 timeouts) are listed under the table and mark the figure's verdict with "!".
 Nothing is pinned to a CPU: wrk, the proxies and the origins share the cores,
@@ -71,6 +76,7 @@ LATENCY_REQUESTS = 2000
 LATENCY_WARMUP = 100
 IDLE_CONNECTIONS = 10_000
 HAPROXY_NBTHREAD = 1  # one event loop against gproxy's one: the comparison stays per core
+GPROXY_WORKERS = 1
 
 
 # --------------------------------------------------------------------------- the two proxies
@@ -95,7 +101,7 @@ class Proxy:
         if not binary.exists():
             raise Unavailable(f"{binary} does not exist (make installs it)")
         path = workdir / "gproxy.toml"
-        path.write_text(gproxy_toml(layout))
+        path.write_text(gproxy_toml(layout, options.workers))
         check_config([str(binary), "check", str(path)])
         return [str(binary), "run", str(path), "--foreground"]
 
@@ -360,8 +366,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--haproxy-splice", action="store_true",
                         help="HAProxy splices on the tcp listener (option splice-request/response); "
                              "its default does not")
-    parser.add_argument("--haproxy-threads", type=int, default=HAPROXY_NBTHREAD,
-                        help=f"HAProxy's nbthread (default {HAPROXY_NBTHREAD})")
+    parser.add_argument("--workers", type=int, default=GPROXY_WORKERS, metavar="N",
+                        help=f"gproxy's workers, and HAProxy's nbthread unless --haproxy-threads is given "
+                             f"(default {GPROXY_WORKERS})")
+    parser.add_argument("--haproxy-threads", type=int, default=None,
+                        help=f"HAProxy's nbthread (default: --workers, {HAPROXY_NBTHREAD} without it)")
     parser.add_argument("--output", type=Path, default=RESULTS, help="where to write the JSON figures")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (configs, logs)")
     options = parser.parse_args(argv)
@@ -371,6 +380,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         options.duration = QUICK_DURATION_SECONDS if options.quick else DEFAULT_DURATION_SECONDS
     if options.duration < 1 or options.rounds < 1:
         parser.error("--duration and --rounds must be at least 1")
+    if options.workers < 1 or (options.haproxy_threads is not None and options.haproxy_threads < 1):
+        parser.error("--workers and --haproxy-threads must be at least 1")
+    if options.haproxy_threads is None:
+        options.haproxy_threads = options.workers  # like for like: N processes against N threads
     return options
 
 
@@ -437,6 +450,12 @@ def run_figures(options: argparse.Namespace, workdir: Path, figures: list[Figure
     return [outcomes[figure.key] for figure in figures if figure.key in outcomes]
 
 
+def _parallelism(options: argparse.Namespace) -> str:
+    """What the table compares: gproxy's workers against HAProxy's threads."""
+    workers = f"{options.workers} worker{'s' if options.workers > 1 else ''}"
+    return f"gproxy {workers} against HAProxy nbthread {options.haproxy_threads}"
+
+
 def _brief(outcome: Outcome) -> str:
     ratio = f"{outcome.ratio:.2f}" if outcome.ratio is not None else "-"
     return f"gproxy {outcome.gproxy_cell}, HAProxy {outcome.haproxy_cell}, ratio {ratio}: {outcome.verdict}"
@@ -466,11 +485,12 @@ def main(argv: list[str] | None = None) -> int:
             source = working_tree_source()
         machine = machine_facts(options.gproxy, options.haproxy_threads)
         machine["gproxy_source"] = source
+        machine["gproxy_workers"] = options.workers
         machine["fd_limit"] = raise_fd_limit()
         options.maxconn = machine["maxconn"] = maxconn_for(machine["fd_limit"], options.haproxy_splice)
         machine["haproxy_splice"] = options.haproxy_splice
         print(f"bench: {render_machine(machine)}", flush=True)
-        print(f"bench: gproxy from {source}; {options.rounds} rounds (HAProxy then gproxy), "
+        print(f"bench: gproxy from {source}; {_parallelism(options)}; {options.rounds} rounds (HAProxy then gproxy), "
               f"{options.duration}s per wrk load, wrk -t{WRK_THREADS}; descriptor limit {machine['fd_limit']}, "
               f"maxconn {options.maxconn}", flush=True)
         outcomes = run_figures(options, workdir, figures)
@@ -492,7 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         for line in options.contexts.get(outcome.figure.key, []):
             print(f"  {outcome.figure.key}: {line}")
     print(f"\nbench: {render_machine(machine)}")
-    print(f"bench: gproxy from {source}")
+    print(f"bench: gproxy from {source}; {_parallelism(options)}")
     print(f"bench: `{command.strip()}`, {elapsed:.0f} s, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     report = {
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

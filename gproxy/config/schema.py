@@ -146,7 +146,8 @@ GLOBAL = Section("global", "[global]", "Process-wide settings.", (
             haproxy="grace"),
     Setting("workers", Int(1, MAX_WORKERS), (
         "Worker processes serving the same listeners; a master process holds the sockets, "
-        "reloads (SIGHUP) and replaces them."), 1),
+        "reloads (SIGHUP) and replaces them. With more than one, each TCP listener is one "
+        "SO_REUSEPORT socket per worker, so the kernel spreads new connections over the workers."), 1),
     Setting("hard_stop_after", Duration(minimum=0), (
         "How long a worker stopping after a reload or a soft stop (SIGUSR1) may keep serving "
         "its open connections before it is killed."), 30_000, haproxy="hard-stop-after"),
