@@ -36,10 +36,12 @@ from gproxy.netio import (
     ReusableDeadline,
     close_quietly,
     connect,
+    connect_sending,
     quick_ack,
     recv_when_readable,
     reusable_deadline,
     send_all,
+    send_preamble,
 )
 from gproxy.proxy_protocol import build_for_server
 from gproxy.persistence import (
@@ -523,7 +525,7 @@ class HttpSession:
             sock = None
             reused = False
             try:
-                sock, reused = self._server_connection(server, replayable)
+                sock, reused, head_sent = self._server_connection(server, replayable, out_head)
             except ConnectFailed as exc:
                 rec.t_connect = -1
                 server.counters.err_conn += 1
@@ -554,7 +556,7 @@ class HttpSession:
             rec.retries = retries
             rec.redispatched = redispatched
             # 3. the request and its response
-            outcome = self._send_and_relay(server, sock, reused, head, out_head, rec, start_mono,
+            outcome = self._send_and_relay(server, sock, reused, head, out_head, head_sent, rec, start_mono,
                                            server_close, cookie_name, req_flag, replayable)
             if outcome == "retry":
                 # The server dropped the request before answering a byte and
@@ -581,22 +583,31 @@ class HttpSession:
                 continue
             return outcome
 
-    def _server_connection(self, server: ServerRuntime, replayable: bool):
-        """An idle keep-alive connection to reuse (safe requests only), or a new one."""
+    def _server_connection(self, server: ServerRuntime, replayable: bool, out_head: bytes):
+        """An idle keep-alive connection to reuse (safe requests only), or a new
+        one: (socket, reused, how many bytes of `out_head` were sent on it).
+
+        A new plain connection takes the request head at once (netio.connect_sending):
+        no wait for the handshake when it is already over."""
         send_proxy = server.cfg.send_proxy
         if replayable and send_proxy is None:  # a PROXY header binds a connection to its client
             idle = server.idle  # watched while idle: what is in it is still open
             if idle:
-                return idle.pop().take(), True
+                return idle.pop().take(), True, 0
         preamble = b""
         if send_proxy is not None:
             local = self.local_address or self.client.getsockname()
             preamble = build_for_server(send_proxy, (self.client_ip, self.client_port), (local[0], local[1]))
-        sock = connect(server.host, server.port, self.be.cfg.timeouts.connect, server.tls, server.cfg.sni,
-                       preamble)
-        if server.tls is not None:
-            server.counters.ssl_sess += 1
-        return sock, False
+        timeout_ms = self.be.cfg.timeouts.connect
+        if server.tls is None:
+            sock, sent = connect_sending(server.host, server.port, timeout_ms, preamble + out_head)
+            if sent < len(preamble):
+                send_preamble(sock, preamble[sent:])
+                return sock, False, 0
+            return sock, False, sent - len(preamble)
+        sock = connect(server.host, server.port, timeout_ms, server.tls, server.cfg.sni, preamble)
+        server.counters.ssl_sess += 1
+        return sock, False, 0
 
     def _fail_before_server(self, head, rec, start_mono, status, term) -> None:
         be = self.be
@@ -605,9 +616,10 @@ class HttpSession:
         self._reject(rec, status, term, start_mono, got_bytes=True)
 
     # ---- one round trip to a server ---------------------------------------
-    def _send_and_relay(self, server, sock, reused, head, out_head, rec, start_mono,
+    def _send_and_relay(self, server, sock, reused, head, out_head, head_sent, rec, start_mono,
                         server_close, cookie_name, req_flag, replayable):
-        """Returns True/False (keep the client connection) or "retry"."""
+        """Returns True/False (keep the client connection) or "retry".
+        `head_sent` bytes of `out_head` are already on their way (sent with the connect)."""
         ctx = self.ctx
         clock = ctx.clock
         be = self.be
@@ -623,7 +635,8 @@ class HttpSession:
             sock.settimeout(server_timeout)
             t_sent = clock.mono()
             try:
-                send_all(sock, out_head)
+                if head_sent < len(out_head):
+                    send_all(sock, out_head[head_sent:] if head_sent else out_head)
             except OSError:
                 if replayable:
                     finalized = True

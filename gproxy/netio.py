@@ -8,9 +8,10 @@ a server with `send_proxy`, then the TLS handshake of a server with `ssl`
 from __future__ import annotations
 
 import errno
+import os as _os
 import socket as _stdsocket
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 from gevent import socket
 from gevent._hub_primitives import wait_on_watcher  # what a gevent socket's own wait calls
@@ -36,11 +37,7 @@ def connect(host: str, port: int, timeout_ms: int, tls: Any = None, server_hostn
     failed connect (retried, counted in econ)."""
     sock = _connect_tcp(host, port, timeout_ms)
     if preamble:
-        try:
-            sock.sendall(preamble)
-        except OSError as exc:
-            sock.close()
-            raise ConnectFailed(exc.strerror or str(exc), timed_out=False) from None
+        send_preamble(sock, preamble)
     if tls is None:
         return sock
     try:
@@ -54,7 +51,127 @@ def connect(host: str, port: int, timeout_ms: int, tls: Any = None, server_hostn
         raise ConnectFailed(f"SSL handshake failure ({detail})", timed_out=False) from None
 
 
+def send_preamble(sock: socket.socket, preamble: bytes) -> None:
+    """Send a PROXY header on a new connection; a failure is a failed connect
+    (`sock` closed, ConnectFailed)."""
+    try:
+        sock.sendall(preamble)
+    except OSError as exc:
+        sock.close()
+        raise ConnectFailed(exc.strerror or str(exc), timed_out=False) from None
+
+
+def connect_sending(host: str, port: int, timeout_ms: int, data: bytes) -> tuple[socket.socket, int]:
+    """Open a plain TCP connection to a server and send `data` on it at once;
+    return the socket and how many bytes of `data` went (the caller sends the
+    rest). Raise ConnectFailed as connect() does.
+
+    The send is tried as soon as the connect is under way, before any wait:
+    on loopback the handshake is over when connect() returns (its SYN,
+    SYN-ACK and ACK go through the kernel within the call: every time in
+    3,000 tries), and a send that succeeds proves the connection up, with no wait for
+    writability through the hub and no timer. Linux answers EAGAIN while the
+    handshake is on: only then is it waited for, within the connect timeout.
+    A send that fails with nothing sent is a failed connect (retried)."""
+    family = _literal_family(host)
+    if family is None:  # a name: resolved by gevent's own connect
+        return _connect_tcp(host, port, timeout_ms), 0
+    sock, err = _start_connect(family, host, port)
+    if err == 0 or err == errno.EINPROGRESS:
+        sock.settimeout(timeout_ms / 1000.0)  # the caller sets its own for the exchange
+        try:
+            return sock, sock._sock.send(data)
+        except BlockingIOError:  # the handshake is still on (a remote server)
+            _wait_connected(sock, timeout_ms)
+            return sock, 0
+        except OSError as exc:
+            err = exc.errno or errno.EPIPE
+    _failed(sock, err)
+
+
 def _connect_tcp(host: str, port: int, timeout_ms: int) -> socket.socket:
+    family = _literal_family(host)
+    if family is None:
+        return _connect_resolving(host, port, timeout_ms)
+    sock, err = _start_connect(family, host, port)
+    if err == errno.EINPROGRESS:
+        _wait_connected(sock, timeout_ms)
+    elif err:
+        _failed(sock, err)
+    sock.settimeout(timeout_ms / 1000.0)  # a PROXY header and a TLS handshake follow within it
+    return sock
+
+
+def _start_connect(family: int, host: str, port: int) -> tuple[socket.socket, int]:
+    """A new gevent socket with its non-blocking connect started: (socket, errno).
+
+    gevent's connect() costs, per connection, a Timeout started and cancelled,
+    two SO_ERROR reads, two connect() calls and a wait for writability even
+    when the handshake is already over: the connect is done here on the
+    socket underneath, and the wait left to the caller."""
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    raw = sock._sock  # non-blocking: gevent's sockets are
+    # Set before the connect (inherited by the connection): a head and its body
+    # sent apart must not wait on Nagle.
+    raw.setsockopt(_stdsocket.IPPROTO_TCP, _stdsocket.TCP_NODELAY, 1)
+    return sock, raw.connect_ex((host, port))
+
+
+def _wait_connected(sock: socket.socket, timeout_ms: int) -> None:
+    """Wait until the connect under way on `sock` ends, within `timeout_ms`;
+    close `sock` and raise ConnectFailed if it failed or timed out."""
+    timer = sock.hub.loop.timer(timeout_ms / 1000.0, ref=True, priority=-1)  # as gevent's Timeout
+    # update=True: the timeout counts from now, not from the loop's last poll.
+    timer.start(_throw_timeout, getcurrent(), update=True)
+    try:
+        wait_on_watcher(sock._write_event, None, None, sock.hub)
+    except socket.timeout:
+        sock.close()
+        raise ConnectFailed("Connection timed out", timed_out=True) from None
+    except BaseException:
+        sock.close()
+        raise
+    finally:
+        timer.stop()
+        timer.close()
+    err = sock._sock.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)
+    if err:
+        _failed(sock, err)
+
+
+def _failed(sock: socket.socket, err: int) -> NoReturn:
+    sock.close()
+    if err == errno.ETIMEDOUT:  # the kernel gave up its SYN retries first
+        raise ConnectFailed(_os.strerror(err), timed_out=True)
+    raise ConnectFailed(_os.strerror(err), timed_out=False)
+
+
+def _literal_family(host: str) -> int | None:
+    """AF_INET or AF_INET6 for an IP literal, None for a name (cached: a
+    server's host is asked about on every connect)."""
+    try:
+        return _FAMILIES[host]
+    except KeyError:
+        pass
+    family = None
+    for candidate in (_stdsocket.AF_INET, _stdsocket.AF_INET6):
+        try:
+            _stdsocket.inet_pton(candidate, host)
+        except OSError:
+            continue
+        family = candidate
+        break
+    if len(_FAMILIES) < MAX_CACHED_HOSTS:
+        _FAMILIES[host] = family
+    return family
+
+
+MAX_CACHED_HOSTS = 4096  # servers' hosts (configuration and runtime API): a bound, not a size
+_FAMILIES: dict[str, int | None] = {}
+
+
+def _connect_resolving(host: str, port: int, timeout_ms: int) -> socket.socket:
+    """A connect to a host name, through gevent (its resolver does not block the hub)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.settimeout(timeout_ms / 1000.0)

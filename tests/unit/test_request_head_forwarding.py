@@ -73,7 +73,7 @@ def forwarded(request: bytes) -> bytes:
     server = FakeSocket(RESPONSE)
     client = FakeSocket(request)
     session = hp.HttpSession(proxy.ctx, proxy.frontends["app"], client, ("192.0.2.7", 5555), None)
-    session._server_connection = lambda srv, replayable: (server, False)
+    session._server_connection = lambda srv, replayable, out_head: (server, False, 0)
     session.serve_request(True)
     assert client.sent.startswith(b"HTTP/1.1 200 OK\r\n")
     return server.sent
@@ -112,3 +112,4 @@ def test_append_headers():
     assert append_headers(head, [(b"A", b"1"), (b"B", b"2")]) == b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n"
     with pytest.raises(ValueError):
         append_headers(head, [(b"A", b"1\r\nEvil: 1")])
+
