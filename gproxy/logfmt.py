@@ -29,6 +29,7 @@ __all__ = [
     "format_httplog",
     "format_tcplog",
     "format_rfc3164",
+    "rfc3164_prefix",
     "syslog_pri",
     "termination_state",
     "escape_request_line",
@@ -245,15 +246,29 @@ def _syslog_date(second: int) -> str:
     return f"{_MONTHS[t.month - 1]} {t.day:2d} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
 
 
+# The last accept date printed, as [milliseconds since the epoch, text]:
+# under load a dozen requests share each millisecond, and the keep-alive ones
+# logged together come in order.
+_last_accept = [-1, ""]
+
+
 def clear_date_cache() -> None:
     """Forget cached date strings; needed only after the time zone changes."""
     _log_date.cache_clear()
     _syslog_date.cache_clear()
+    _last_accept[:] = [-1, ""]
 
 
 def _accept_date(epoch: float) -> str:
-    second, ms = divmod(int(epoch * 1000.0 + _MS_ROUNDING), 1000)
-    return f"{_log_date(second)}.{ms:03d}"
+    stamp = int(epoch * 1000.0 + _MS_ROUNDING)
+    last = _last_accept
+    if stamp == last[0]:
+        return last[1]  # type: ignore[return-value]
+    second, ms = divmod(stamp, 1000)
+    text = f"{_log_date(second)}.{ms:03d}"
+    last[0] = stamp
+    last[1] = text
+    return text
 
 
 def escape_request_line(line: str) -> str:
@@ -329,6 +344,17 @@ def format_rfc3164(
     HAProxy omits the host name by default and ends every datagram with a
     newline (seen on the wire from haproxy 2.6.12); we do the same.
     """
-    host = f"{hostname} " if hostname else ""
-    line = f"<{syslog_pri(facility, severity)}>{_syslog_date(int(now))} {host}{tag}[{pid}]: {message}\n"
+    line = f"{rfc3164_prefix(facility, severity, tag, pid, int(now), hostname)}{message}\n"
     return line.encode("utf-8", "backslashreplace")
+
+
+def rfc3164_prefix(
+    facility: str, severity: str, tag: str, pid: int, second: int, hostname: str | None = None
+) -> str:
+    """The datagram's head up to the message, `<PRI>Mmm dd HH:MM:SS [HOST ]TAG[PID]: `.
+
+    It is the same for every line of one second: a sender keeps it and only
+    appends messages (see logsink), `format_rfc3164` is the one-shot form.
+    """
+    host = f"{hostname} " if hostname else ""
+    return f"<{syslog_pri(facility, severity)}>{_syslog_date(second)} {host}{tag}[{pid}]: "

@@ -14,7 +14,7 @@ import gevent.socket
 import pytest
 
 from gproxy.config.model import LogTarget
-from gproxy.logfmt import RequestRecord, clear_date_cache, format_httplog, format_tcplog
+from gproxy.logfmt import RequestRecord, clear_date_cache, format_httplog, format_rfc3164, format_tcplog
 from gproxy.logsink import RECONNECT_DELAY, LogSink, parse_target
 
 NOV24 = calendar.timegm((2026, 11, 24, 15, 3, 14))
@@ -99,6 +99,53 @@ def test_udp_messages_use_their_severity_and_the_target_level(udp_receiver: sock
     )
     assert udp_receiver.recv(65535).startswith(b"<133>Nov 24 15:03:14 gproxy[9]: 127.0.0.1:52898 [")
     assert udp_receiver.recv(65535).startswith(b"<131>")
+    sink.close()
+
+
+def test_cached_syslog_heads_give_the_one_shot_datagrams(udp_receiver: socket.socket) -> None:
+    """The sender keeps the `<PRI>date tag[pid]: ` head per second and severity:
+    byte for byte format_rfc3164's, also across a second change and non-ASCII."""
+    clock = ManualClock(NOV24 + 0.999)
+    sink = LogSink([udp_target(udp_receiver, facility="local3", level="notice")], tag="gp", pid=77, clock=clock)
+    sent = []
+    for now, message, severity in [
+        (NOV24 + 0.999, "one", None), (NOV24 + 0.999, "two", "err"), (NOV24 + 1.0, "three", None),
+        (NOV24 + 1.5, "four \u00e9 \udcff", "err"), (NOV24 + 61.0, "five", None),
+    ]:  # fmt: skip
+        clock.now = now
+        if severity:
+            sink.log_message(message, severity)
+        else:  # the target's level
+            sink.log_record(message, lambda m: m)  # type: ignore[arg-type]
+        sink.flush()
+        sent.append(format_rfc3164(message, "local3", severity or "notice", "gp", 77, now))
+    assert [udp_receiver.recv(65535) for _ in sent] == sent
+    assert sink.dropped == 0
+    sink.close()
+
+
+def test_udp_target_without_listener_loses_lines_but_is_kept() -> None:
+    """The UDP socket is connected, so the kernel reports an ICMP port unreachable
+    as ECONNREFUSED on a later send: that line is lost and counted, nothing
+    raises, and the target is used again as soon as a syslogd listens."""
+    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()  # nothing listens on `port` now
+    sink = LogSink([LogTarget(target=f"udp://127.0.0.1:{port}")], pid=1, clock=ManualClock())
+    for i in range(4):
+        sink.log_message(f"lost {i}")
+        sink.flush()
+    assert 1 <= sink.dropped <= 4  # loopback answers the first datagram with ICMP at once
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", port))
+    rx.settimeout(RECV_TIMEOUT)
+    try:
+        sink.log_message("back")
+        sink.flush()
+        assert rx.recv(65535) == b"<134>Nov 24 15:03:14 gproxy[1]: back\n"
+    finally:
+        rx.close()
     sink.close()
 
 
