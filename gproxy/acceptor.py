@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from gevent.hub import get_hub
 from gevent.server import StreamServer
+from gevent.socket import socket as GeventSocket
 
 # Accepted connections per readiness of a listening socket (gevent's default
 # is 100; HAProxy's tune.maxaccept is 64): each one costs a callback in the
@@ -40,6 +41,27 @@ class Acceptor(StreamServer):
 
     def full(self) -> bool:  # noqa: D102 - gevent stops accepting while this is True
         return self._is_full()
+
+    def init_socket(self) -> None:
+        super().init_socket()
+        listener = self.socket  # the standard library's socket under gevent's
+        self._raw_accept = listener._accept
+        # Plain ints, asked once: the standard socket's family and type are
+        # properties that build an enum member on every read.
+        self._socket_args = (int(listener.family), int(listener.type), listener.proto)
+
+    def do_read(self) -> tuple[Any, Any] | None:
+        """One accepted connection as a gevent socket, as gevent's do_read, less
+        its per-connection costs: the listening socket's family and type read
+        (an enum built from each), a method lookup through gevent's wrapper."""
+        try:
+            fd, address = self._raw_accept()
+        except BlockingIOError:
+            if not self.socket.timeout:
+                return None  # nothing (left) to accept
+            raise
+        family, kind, proto = self._socket_args
+        return GeventSocket(family, kind, proto, fileno=fd), address
 
     def do_close(self, *args: Any) -> None:
         """gevent closes a connection when its handler returns: ours live on."""

@@ -135,12 +135,7 @@ class HttpSession:
         if ff is None:
             return False
         if ff.except_net is not None:
-            from ipaddress import ip_address
-            try:
-                if ip_address(self.client_ip) in ff.except_net:
-                    return False
-            except ValueError:
-                pass
+            return not _in_network(self.client_ip, ff.except_net)
         return True
 
     # ---- the connection --------------------------------------------------
@@ -965,6 +960,31 @@ class _ClientTimeout(Exception):
 
 
 _CONTROL = frozenset(range(0x20)) - {0x09, 0x0A, 0x0D} | {0x7F}
+
+
+def _in_network(ip: str, network) -> bool:
+    """Is the client address `ip` in `network` (forwardfor's `except`)? Cached:
+    a connection-per-request client asks on every request, and parsing the
+    address costs more than the rest of the session's setup (ipaddress is
+    pure Python)."""
+    key = (ip, network)
+    try:
+        return _NETWORK_HITS[key]
+    except KeyError:
+        pass
+    from ipaddress import ip_address
+    try:
+        inside = ip_address(ip) in network
+    except ValueError:
+        inside = False
+    if len(_NETWORK_HITS) >= MAX_CACHED_CLIENT_ADDRESSES:
+        _NETWORK_HITS.clear()  # a bound, not an LRU: many clients only cost the parse again
+    _NETWORK_HITS[key] = inside
+    return inside
+
+
+MAX_CACHED_CLIENT_ADDRESSES = 4096
+_NETWORK_HITS: dict[tuple, bool] = {}
 
 
 def _buffered_body(rparser: ResponseParser) -> tuple[bytes, bool]:

@@ -123,3 +123,24 @@ def test_parked_timeout_counts_from_now_even_after_the_hub_blocked():
     parked.cancel()
     left.close()
     right.close()
+
+
+def test_accepted_connection_is_a_gevent_socket_like_gevents_own():
+    listener = _listener()
+    accepted: list = []
+    server = Acceptor(listener, lambda sock, address: accepted.append((sock, address)), lambda: False)
+    server.start()
+    client = socket.create_connection(listener.getsockname())
+    gevent.sleep(0.05)
+    assert len(accepted) == 1
+    sock, address = accepted[0]
+    assert isinstance(sock, socket.socket)  # gevent's: waits in the hub
+    assert (sock.family, sock.type) == (socket.AF_INET, socket.SOCK_STREAM)
+    assert sock.gettimeout() is None
+    assert address == client.getsockname()
+    client.sendall(b"ping")
+    sock.settimeout(2)
+    assert sock.recv(10) == b"ping"
+    server.stop()
+    sock.close()
+    client.close()

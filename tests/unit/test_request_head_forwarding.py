@@ -113,3 +113,12 @@ def test_append_headers():
     with pytest.raises(ValueError):
         append_headers(head, [(b"A", b"1\r\nEvil: 1")])
 
+
+def test_forwardfor_except_network_is_answered_the_same_from_the_cache():
+    from ipaddress import ip_network
+    net = ip_network("192.0.2.0/24")
+    for _ in range(2):  # parsed, then cached
+        assert hp._in_network("192.0.2.7", net) is True
+        assert hp._in_network("198.51.100.1", net) is False
+        assert hp._in_network("not an address", net) is False
+    assert hp._in_network("192.0.2.7", ip_network("10.0.0.0/8")) is False  # keyed by network too
