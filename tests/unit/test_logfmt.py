@@ -175,6 +175,19 @@ def test_accept_date_is_local_time() -> None:
     assert "[02/Jul/2026:01:30:00.000]" in format_httplog(rr_record(accept_time=summer))
 
 
+def test_accept_date_cache_follows_the_millisecond_and_the_time_zone() -> None:
+    """The last printed date is reused only for the same millisecond, and
+    clear_date_cache() forgets it (a time zone change)."""
+    dates = [format_httplog(rr_record(accept_time=NOV24 + t)).split("[")[1].split("]")[0]
+             for t in (0.190, 0.1901, 0.191, 0.190, 1.0, 0.999)]  # fmt: skip
+    assert dates == [
+        "24/Nov/2026:15:03:14.190", "24/Nov/2026:15:03:14.190", "24/Nov/2026:15:03:14.191",
+        "24/Nov/2026:15:03:14.190", "24/Nov/2026:15:03:15.000", "24/Nov/2026:15:03:14.999",
+    ]  # fmt: skip
+    set_tz("CET-1CEST,M3.5.0,M10.5.0/3")
+    assert "[24/Nov/2026:16:03:14.999]" in format_httplog(rr_record(accept_time=NOV24 + 0.999))
+
+
 def test_month_names_are_english_whatever_the_locale() -> None:
     saved = locale.setlocale(locale.LC_TIME)
     for name in ("fr_FR.UTF-8", "de_DE.UTF-8", "C.UTF-8"):
