@@ -209,6 +209,7 @@ def proxy(request, tmp_path, start_backend, start_gproxy, port):
     class Proxy:
         def __init__(self) -> None:
             self.port, self.stats, self.pidfile, self.a, self.b = port, stats, pidfile, a, b
+            self.workers = workers
             self.process = start_gproxy(reload_config(port, stats, pidfile, [server("a", a), server("b", b)],
                                                       workers=workers), [port])
             wait_until(pidfile.exists, what="the pid file")  # written once the workers serve
@@ -295,7 +296,11 @@ def test_drain_maint_and_weight_set_at_runtime_survive_a_reload(proxy, start_bac
 
 @pytest.mark.parametrize("proxy", [1, 2], indirect=True, ids=["1worker", "2workers"])
 def test_an_upgrade_under_load_loses_nothing_and_changes_the_master(proxy):
-    assert cli(proxy.stats, "set server app/a state drain") == "\n"
+    # With several workers a `set server` reaches the one worker that accepted
+    # the stats connection (the master warns): the state is checked with one.
+    carried = proxy.workers == 1
+    if carried:
+        assert cli(proxy.stats, "set server app/a state drain") == "\n"
     old_master = proxy.master
     with Load(proxy.port) as load:
         load.wait_requests(50)
@@ -310,7 +315,7 @@ def test_an_upgrade_under_load_loses_nothing_and_changes_the_master(proxy):
     assert worker_pid(proxy.stats) in children(new_master)
     rows = {line.split()[3]: line.split() for line in cli(proxy.stats, "show servers state").splitlines()[2:]
             if line.strip()}
-    assert rows["a"][6] == "8"  # carried through the upgrade too
+    assert rows["a"][6] == ("8" if carried else "0")  # carried through the upgrade too
     # The new master reloads like the old one did.
     os.kill(new_master, signal.SIGHUP)
     proxy.wait_log(f"master {new_master}: reload complete: generation 2 serving")
