@@ -129,3 +129,24 @@ def test_one_worker_binds_without_reuseport(tmp_path, start_backend, start_gprox
             return
     raise AssertionError("a second SO_REUSEPORT socket could bind gproxy's port with workers = 1")
 
+
+
+def test_an_upgrade_hands_the_same_groups_to_the_new_master(tmp_path, start_backend, start_gproxy, syslog, port):
+    process, _ = start(tmp_path, start_backend, start_gproxy, syslog, port, 2)
+    old_master = process.proc.pid
+    group = listening_inodes(port)
+    assert len(group) == 2
+    with Load(port) as load:
+        load.wait_requests(30)
+        os.kill(old_master, signal.SIGUSR2)
+        new_master = wait_until(lambda: (pid := int((tmp_path / "g.pid").read_text())) != old_master and pid,
+                                what="the new master's pid file")
+        wait_until(lambda: not children(old_master), what="the old workers' exit")
+        load.wait_requests(30)
+    assert load.counts["refused"] == 0, load.errors
+    assert load.counts["failed"] + load.counts["status"] + load.counts["connect_error"] == 0, load.errors
+    assert listening_inodes(port) == group  # the very same sockets: nothing re-bound, nothing orphaned
+    workers = children(new_master)
+    assert len(workers) == 2
+    assert sorted(len(socket_inodes(pid) & group) for pid in workers) == [1, 1]
+    assert set(served_by(syslog, port, REQUESTS)) == workers
