@@ -124,3 +124,22 @@ def test_literal_families_are_cached():
     assert netio._literal_family("::1") == stdsocket.AF_INET6
     assert netio._literal_family("localhost") is None
     assert netio._FAMILIES["::1"] == stdsocket.AF_INET6
+
+
+def test_connect_sending_waits_for_a_handshake_still_on(full_listener):
+    """The SYN is dropped while the accept queue is full: the send gets EAGAIN,
+    the connect is waited for (the kernel resends its SYN after about 1 s),
+    and nothing was sent: the caller sends the head."""
+    port = full_listener.getsockname()[1]
+    pending = gevent.spawn(connect_sending, "127.0.0.1", port, 5000, b"GET / HTTP/1.1\r\n\r\n")
+    gevent.sleep(0.05)
+    assert not pending.dead  # waiting in the hub for the handshake
+    first, _ = full_listener.accept()  # the filler: room for the resent SYN
+    sock, sent = pending.get(timeout=5)
+    assert sent == 0
+    sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
+    peer, _ = full_listener.accept()
+    peer.settimeout(2)
+    assert peer.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
+    for one in (first, peer, sock):
+        one.close()
