@@ -143,3 +143,19 @@ def test_connect_sending_waits_for_a_handshake_still_on(full_listener):
     assert peer.recv(100) == b"GET / HTTP/1.1\r\n\r\n"
     for one in (first, peer, sock):
         one.close()
+
+
+def test_connect_sending_to_an_ipv6_literal():
+    try:
+        listener = socket.socket(socket.AF_INET6)
+        listener.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    listener.listen(4)
+    sock, sent = connect_sending("::1", listener.getsockname()[1], 2000, b"hi")
+    assert sent == 2 and sock.family == socket.AF_INET6
+    peer, _ = listener.accept()
+    peer.settimeout(2)
+    assert peer.recv(10) == b"hi"
+    for one in (peer, sock, listener):
+        one.close()
