@@ -19,7 +19,6 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 from gevent.event import Event
-from gevent.pool import Group
 
 from gproxy.acceptor import Acceptor, Parked
 
@@ -36,6 +35,7 @@ from gproxy.logsink import LogSink
 from gproxy.netio import close_quietly
 from gproxy.runtime import BackendRuntime, FrontendRuntime, ProcessState, Stream
 from gproxy.runtime_api.server import StatsSocketServer, process_facts
+from gproxy.session_pool import SessionPool
 from gproxy.stats_page.routes import LocalRoutes
 from gproxy.tcp_proxy import TcpSession
 from gproxy.proxy_protocol import check_preamble
@@ -74,7 +74,7 @@ class Gproxy:
         # Connections are counted from accept to close, parked or served:
         # maxconn (global and per frontend) stops the accepting, as a full pool did.
         self._fe_conns: dict[str, int] = {}
-        self._sessions = Group()  # the greenlets serving connections
+        self._sessions = SessionPool()  # the greenlets serving connections (reused)
         self._parked: dict[int, tuple[Parked, object]] = {}  # id -> (wait, client socket)
         self._all_closed = Event()
         self._all_closed.set()
@@ -445,7 +445,7 @@ class Gproxy:
             parked.cancel()
             del self._parked[key]
             close_quietly(client)
-        self._sessions.kill(block=True, timeout=1)
+        self._sessions.kill(timeout=1)
         for stats in self.stats_sockets:
             stats.stop()
         if self.notifier is not None:
