@@ -206,8 +206,10 @@ def quick_ack(sock) -> None:
 _QUICKACK = getattr(_stdsocket, "TCP_QUICKACK", 12)  # Linux's value
 
 
-def send_all(sock, data: bytes) -> None:
-    """Send all of `data`, as `sendall` does, with one send() when it fits.
+def send_all(sock, data: bytes, timeout: float | None = None) -> None:
+    """Send all of `data`, as `sendall` does, with one send() when it fits;
+    `timeout` (seconds), when given, becomes the socket's timeout before it
+    has to wait for the rest (a send that fits needs none: not set then).
 
     gevent's sendall asks the kernel for SO_SNDBUF (a getsockopt system call)
     and reads the clock on every call, whatever the size: on the hot path,
@@ -215,8 +217,19 @@ def send_all(sock, data: bytes) -> None:
     that was a tenth of the worker's time (docs/performance.md)."""
     if not data:
         return  # an empty send breaks TLS sockets (gevent issue 719), as sendall knows
-    sent = sock.send(data)
+    if type(sock) is socket.socket:
+        # Straight on the socket underneath (non-blocking): gevent's send()
+        # is a Python frame around the same call. Only a full buffer (EAGAIN)
+        # or a partial send goes through gevent's sendall and its wait.
+        try:
+            sent = sock._sock.send(data)
+        except BlockingIOError:
+            sent = 0
+    else:
+        sent = sock.send(data)
     if sent < len(data):
+        if timeout is not None:
+            sock.settimeout(timeout)
         sock.sendall(memoryview(data)[sent:])
 
 
@@ -234,11 +247,20 @@ def recv_when_readable(sock, size: int, deadline: ReusableDeadline | None = None
         if deadline is None:
             sock._wait(sock._read_event)  # gevent's own wait: the socket's timeout, socket.timeout
         else:
-            deadline.start()
-            try:
-                wait_on_watcher(sock._read_event, None, None, sock.hub)
-            finally:
-                deadline.cancel()
+            while True:
+                deadline.start()
+                try:
+                    wait_on_watcher(sock._read_event, None, None, sock.hub)
+                finally:
+                    deadline.cancel()
+                try:
+                    return sock._sock.recv(size)  # readable: no gevent frame around the call
+                except BlockingIOError:
+                    continue  # woken with nothing to read after all: wait again
+        try:
+            return sock._sock.recv(size)
+        except BlockingIOError:
+            pass  # nothing to read after all: gevent's recv waits again (socket timeout)
     return sock.recv(size)
 
 
