@@ -62,8 +62,8 @@ from gproxy.protocol.http import (
     ResponseHead,
     ResponseParser,
     append_headers,
+    join_head_lines,
     serialize_request_head,
-    serialize_response_head,
 )
 from gproxy.dispatch import acquire
 from gproxy.runtime import IDEMPOTENT_METHODS, MAX_IDLE_PER_SERVER, ErrorCapture, ServerRuntime
@@ -269,11 +269,10 @@ class HttpSession:
                     if deadline is None and got_bytes:
                         deadline = gevent.Timeout(timeouts.eff_http_request / 1000.0)
                         deadline.start()
-                    if deadline is None:
-                        client.settimeout(idle_timeout / 1000.0)
-                    else:
-                        client.settimeout(None)
+                    # The socket's timeout is set only for the waits that use it
+                    # (the parked wait has its own deadline): a setting per request saved.
                     if got_bytes or first or woken:
+                        client.settimeout(idle_timeout / 1000.0 if deadline is None else None)
                         data = client.recv(RECV_SIZE)
                     elif self.can_park and idle_timeout > PARK_AFTER_MS:
                         # A kept-alive client silent for PARK_AFTER_MS: its
@@ -287,6 +286,7 @@ class HttpSession:
                             self._drop_deadlines()  # a parked connection keeps no timer
                             raise _Park() from None
                     else:  # a kept-alive client that was just answered: wait, then read
+                        client.settimeout(idle_timeout / 1000.0)
                         data = recv_when_readable(client, RECV_SIZE)
                     chunks.append(data)
                     if data:
@@ -409,7 +409,8 @@ class HttpSession:
         req_flag = "-"
         cookie_rewrite = None
         if cookie_cfg is not None:
-            values = head.header_values(b"cookie")
+            # The membership test first (C level): most requests carry no Cookie.
+            values = head.header_values(b"cookie") if b"cookie" in head.lnames else None
             found = parse_request_cookies(cookie_cfg, cookie_name, values) if values else None
             if found is None or found.server_cookie is None:
                 req_flag = "N"
@@ -627,7 +628,8 @@ class HttpSession:
         finalized = False  # True once release and log were done on an error path
         bytes_out = 0
         try:
-            sock.settimeout(server_timeout)
+            if sock.timeout != server_timeout:  # a pooled connection has it already
+                sock.settimeout(server_timeout)
             t_sent = clock.mono()
             try:
                 if head_sent < len(out_head):
@@ -703,7 +705,6 @@ class HttpSession:
             resp_flag, out = self._response_headers(response, server, cookie_name, req_flag,
                                                     keep_client, head)
             rec.termination = "--" + req_flag + resp_flag if be.cfg.cookie else "----"
-            client.settimeout(client_timeout)
             tunnel = status == 101 or (head.method == b"CONNECT" and 200 <= status < 300)
             # The head goes out with the body bytes already read (one send for
             # a small response): a system call saved per request.
@@ -711,10 +712,12 @@ class HttpSession:
             if first:
                 out += first
             try:
-                send_all(client, out)
+                send_all(client, out, client_timeout)
             except (OSError, socket.timeout):
                 raise _ClientGone() from None
             bytes_out += len(out)
+            if not complete:  # the client's sends to come wait within timeout.client
+                client.settimeout(client_timeout)
             if tunnel:
                 bytes_out += self._tunnel(sock, rparser)
                 keep_client = keep_server = False
@@ -874,11 +877,22 @@ class HttpSession:
     def _response_headers(self, response: ResponseHead, server, cookie_name, req_flag, keep_client, head):
         cookie_cfg = self.be.cfg.cookie
         resp_flag = "-"
-        out = []
+        raw = response.raw
+        if raw.count(b"\r") == raw.count(b"\n"):
+            # CRLF line ends only (the parser refused any CR that does not
+            # start a CRLF): the status line and the headers kept go out as
+            # received, only the dropped and rewritten lines change; the usual
+            # response is not re-serialised header by header.
+            lines = raw.split(b"\r\n")
+            del lines[-2:]  # the empty line's two empty strings
+        else:  # bare LF line ends: every line is written anew, with CRLF
+            lines = [b"%s %d %s" % (response.version, response.status, response.reason)]
+            lines += [name + b": " + value for name, value in response.headers]
+        out = [lines[0]]
         append = out.append
         dropped = self.dropped_response_headers
         rewrites = cookie_cfg is not None and cookie_cfg.mode in ("prefix", "rewrite") and server.cookie
-        for lname, header in zip(response.lnames, response.headers):  # lowercased once by the parser
+        for lname, header, line in zip(response.lnames, response.headers, lines[1:]):  # lowercased by the parser
             if lname in dropped:
                 continue
             if cookie_cfg is not None and lname == b"set-cookie":
@@ -886,34 +900,34 @@ class HttpSession:
                 if rewrites:
                     rewritten = rewrite_set_cookie(cookie_cfg, cookie_name, value, server.cookie)
                     if rewritten is not None:
-                        append((name, rewritten))
+                        append(name + b": " + rewritten)
                         resp_flag = "R"
                         continue
                 elif cookie_cfg.mode == "insert" and not cookie_cfg.preserve and \
                         value.lstrip().startswith(cookie_name + b"="):
                     continue  # the server's own cookie of that name is replaced by ours
-            append(header)
+            append(line)
         if cookie_cfg is not None:
             if cookie_cfg.mode == "insert" and req_flag != "V" or (
                     cookie_cfg.mode == "insert" and req_flag == "V" and not cookie_cfg.indirect
                     and self._client_cookie_differs(head, server, cookie_name)):
                 if not cookie_cfg.postonly or head.method == b"POST":
-                    append((b"Set-Cookie", insert_cookie_value(cookie_cfg, cookie_name, server.cookie)))
+                    append(b"Set-Cookie: " + insert_cookie_value(cookie_cfg, cookie_name, server.cookie))
                     resp_flag = "I"
                     if cookie_cfg.nocache and not _has_private_cache(response):
-                        append((b"Cache-Control", b"private"))
+                        append(b"Cache-Control: private")
             elif resp_flag == "-":
                 resp_flag = "N"
         if self.hsts is not None:
-            append((HSTS_HEADER, self.hsts))
+            append(HSTS_HEADER + b": " + self.hsts)
         if keep_client:
             if head.version == b"HTTP/1.0":
-                append((b"Connection", b"keep-alive"))
+                append(b"Connection: keep-alive")
         elif response.status != 101:
-            append((b"Connection", b"close"))
+            append(b"Connection: close")
         else:
-            append((b"Connection", b"upgrade"))
-        return resp_flag, serialize_response_head(response.version, response.status, response.reason, out)
+            append(b"Connection: upgrade")
+        return resp_flag, join_head_lines(out)
 
     @staticmethod
     def _client_cookie_differs(head, server, cookie_name) -> bool:

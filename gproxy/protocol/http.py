@@ -57,7 +57,13 @@ from gproxy.protocol.http_head import (
     parse_request_head,
     parse_response_head,
 )
-from gproxy.protocol.http_serialize import REASONS, append_headers, serialize_request_head, serialize_response_head
+from gproxy.protocol.http_serialize import (
+    REASONS,
+    append_headers,
+    join_head_lines,
+    serialize_request_head,
+    serialize_response_head,
+)
 
 __all__ = [
     "NEED_DATA",
@@ -72,6 +78,7 @@ __all__ = [
     "ResponseHead",
     "ResponseParser",
     "append_headers",
+    "join_head_lines",
     "serialize_request_head",
     "serialize_response_head",
 ]
@@ -448,6 +455,8 @@ class RequestParser(_Parser):
         return self._max_body
 
     def _read_head(self) -> Event:
+        if self._pos >= len(self._buf) and not self._eof:
+            return NEED_DATA  # nothing buffered: the usual wait between requests
         head = self._take_head()
         if head is None:
             return self._idle_or_eof()
@@ -513,6 +522,8 @@ class ResponseParser(_Parser):
         self._methods.append(method)
 
     def _read_head(self) -> Event:
+        if self._pos >= len(self._buf) and not self._eof:
+            return NEED_DATA  # nothing buffered: the request was just sent
         head = self._take_head()
         if head is None:
             return self._idle_or_eof(self._informational)

@@ -114,3 +114,18 @@ def append_headers(head: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
     if not headers:
         return head
     return head[:-2] + _header_block(headers) + _CRLF
+
+
+def join_head_lines(lines: list[bytes]) -> bytes:
+    """A head from its start line and header lines (each without its CRLF):
+    what a proxy sends when it forwards most lines of a received head as
+    they came and writes only the ones it changes or adds."""
+    lines.append(b"")
+    lines.append(b"")
+    head = b"\r\n".join(lines)
+    # Header injection guard, as in _header_block: each line adds exactly one
+    # CRLF, so a CR or LF inside a line (a rewritten value) is caught.
+    crlfs = len(lines) - 1
+    if head.count(b"\n") != crlfs or head.count(b"\r") != crlfs:
+        raise ValueError("CR or LF inside a header line")
+    return head
