@@ -25,6 +25,7 @@ start-up, or is rolled back on a reload.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket as _stdsocket
@@ -51,6 +52,11 @@ WORKER_BOOT_ERROR = 3  # could not start: the master must not start it again
 SHARED_MAX_ACCEPT = 1  # accepts per wake-up when several workers share a socket (gevent's advice)
 CONTROL_RECV = 65536
 CONTROL_TIMEOUT_MS = 2**31 - 1  # the control socket is the master's: never idle-closed
+# The collector's first threshold (CPython's default is 700): under load the
+# live objects of a worker hardly grow (what a request allocates, it frees), yet
+# 700 ran a young collection every ~30 close-mode requests, walking the
+# sessions in flight; cycles still get collected once 10,000 objects pile up.
+GC_GEN0_THRESHOLD = 10000
 
 
 @dataclass(frozen=True)
@@ -143,6 +149,7 @@ class Worker:
             for sock in group:
                 sock.listen(LISTEN_BACKLOG)  # the master binds without listening (master_sockets); again is harmless
         proxy.start()
+        _freeze_heap()
         # Nothing was accepted yet: the hub has not run since start().
         drop_privileges(config.global_)
         set_parent_death_signal(signal.SIGTERM)  # after the uid change, which clears it
@@ -232,6 +239,16 @@ def _preload(proxy: Gproxy) -> None:
     gevent.get_hub().resolver  # noqa: B018 - created (and its module imported) now
     import time
     time.localtime()  # the time zone file is read once, before a chroot
+
+
+def _freeze_heap() -> None:
+    """What boot built (modules, configuration, live state, 25,000 objects)
+    lives as long as the worker: moved out of the collector's generations
+    (gc.freeze), a full collection no longer walks it (8 ms each before)."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
 
 
 def run_worker(spec: WorkerSpec) -> int:
