@@ -766,12 +766,14 @@ class HttpSession:
             rec.termination = "SD--"
             return False
         finally:
-            # The pool keeps as many idle connections as the server has requests
-            # in flight (at least MAX_IDLE_PER_SERVER), as HAProxy keeps what it
-            # used: under 1000 concurrent clients a fixed 64 made most requests
-            # open and close a server connection. The server's keep-alive
-            # timeout closes the surplus once the load goes (IdleConnection).
-            if keep_server and len(server.idle) < max(MAX_IDLE_PER_SERVER, server.counters.cur) \
+            # The pool keeps as many idle connections as the server ever had
+            # requests in flight at once (its smax; at least MAX_IDLE_PER_SERVER),
+            # as HAProxy keeps what it used. Bounded by the requests in flight
+            # now instead, it shrank between bursts: under 1000 concurrent
+            # clients, whose requests come in waves, most requests opened and
+            # closed a server connection. The server's keep-alive timeout
+            # closes the surplus once the load goes (IdleConnection).
+            if keep_server and len(server.idle) < max(MAX_IDLE_PER_SERVER, server.counters.max) \
                     and server.usable and server.cfg.send_proxy is None:
                 server.idle.append(IdleConnection(sock, server.idle))
             else:
