@@ -129,6 +129,8 @@ class HttpSession:
         self.cookie_name = cookie_cfg.name.encode() if cookie_cfg else b""
         self.xff_name = self.forwardfor.header.encode() if self.forwardfor else b""
         self.xff_value = self.client_ip.encode()
+        self.server_timeout_s = self.be_timeouts.server / 1000.0  # socket timeouts, in seconds
+        self.client_timeout_s = self.timeouts.client / 1000.0
 
     def _wants_xff(self) -> bool:
         ff = self.forwardfor
@@ -384,8 +386,8 @@ class HttpSession:
         rec.termination = term
         self._finish_log(rec, start_mono)
 
-    def _finish_log(self, rec: RequestRecord, start_mono: float) -> None:
-        rec.t_active = int((self.ctx.clock.mono() - start_mono) * 1000)
+    def _finish_log(self, rec: RequestRecord, start_mono: float, t_active: int | None = None) -> None:
+        rec.t_active = int((self.ctx.clock.mono() - start_mono) * 1000) if t_active is None else t_active
         process = self.ctx.process
         rec.actconn = process.cur_conns
         rec.feconn = self.fe.counters.cur
@@ -507,7 +509,8 @@ class HttpSession:
             # 1. a slot on a server (maybe after queueing)
             t_q = clock.mono()
             server, status = acquire(be, server, key, avoid, rec, clock.wall())
-            queue_ms += int((clock.mono() - t_q) * 1000)
+            t_c = clock.mono()  # the queue's end is the connection's start
+            queue_ms += int((t_c - t_q) * 1000)
             rec.t_queue = queue_ms
             if server is None:
                 term = "sQ--" if status == "queue-timeout" else "SC--"
@@ -517,7 +520,6 @@ class HttpSession:
             if self.stream is not None:
                 self.stream.attach(server)
             # 2. a connection
-            t_c = clock.mono()
             sock = None
             reused = False
             try:
@@ -548,7 +550,7 @@ class HttpSession:
                 else:
                     gevent.sleep(min(be_cfg.timeouts.connect, MAX_TURNAROUND_MS) / 1000.0)
                 continue
-            rec.t_connect = int((clock.mono() - t_c) * 1000)
+            rec.t_connect = 0 if reused else int((clock.mono() - t_c) * 1000)  # a pooled one: 0, as HAProxy
             rec.retries = retries
             rec.redispatched = redispatched
             # 3. the request and its response
@@ -620,8 +622,8 @@ class HttpSession:
         clock = ctx.clock
         be = self.be
         client = self.client
-        server_timeout = self.be_timeouts.server / 1000.0
-        client_timeout = self.timeouts.client / 1000.0
+        server_timeout = self.server_timeout_s
+        client_timeout = self.client_timeout_s
         parser = self.parser
         keep_server = False
         got_response_byte = False
@@ -643,6 +645,7 @@ class HttpSession:
             be.counters.bytes_in += len(out_head)
             rparser = ResponseParser(ctx.tune.max_header_bytes, ctx.tune.maxhdr)
             rparser.expect_response_to(head.method)
+            fresh = True  # nothing buffered yet: the first read needs no parse before it
             body_pending = head.body_kind != "none"
             client_closes = False
             if body_pending and not head.expect_continue:
@@ -651,7 +654,8 @@ class HttpSession:
             # Read the response head (relaying interim 1xx answers).
             while True:
                 try:
-                    response = self._read_response_head(sock, rparser, reused)
+                    response = self._read_response_head(sock, rparser, reused, fresh)
+                    fresh = False
                 except socket.timeout:
                     finalized = True
                     self._server_failed(server, rec, 504, "sH--", start_mono)
@@ -723,9 +727,12 @@ class HttpSession:
                 keep_client = keep_server = False
             elif not complete:
                 bytes_out += self._relay_response_body(sock, rparser)
-            server.counters.count_status(status)
-            be.counters.count_status(status)
-            self.fe.counters.count_status(status)
+            index = status // 100 - 1  # Counters.count_status, inlined for the three
+            if not 0 <= index < 5:
+                index = 5
+            server.counters.hrsp[index] += 1
+            be.counters.hrsp[index] += 1
+            self.fe.counters.hrsp[index] += 1
             return keep_client
         except (_BadRequestBody, _ClientTimeout) as exc:
             # Invalid body framing (400), a body past max_body_size (413) or a
@@ -785,12 +792,12 @@ class HttpSession:
                 self.fe.counters.bytes_out += bytes_out
                 ctx.process.bytes_out += bytes_out
                 # Tw Tc Tr Ta behind show stat's qtime..ttime and their maxima.
-                be.record_times(server, rec.t_queue, rec.t_connect, rec.t_response,
-                                int((ctx.clock.mono() - start_mono) * 1000))
+                t_active = int((ctx.clock.mono() - start_mono) * 1000)
+                be.record_times(server, rec.t_queue, rec.t_connect, rec.t_response, t_active)
                 be.release(server)
-                self._finish_log(rec, start_mono)
+                self._finish_log(rec, start_mono, t_active)
 
-    def _read_response_head(self, sock, rparser, reused: bool = False) -> ResponseHead | None:
+    def _read_response_head(self, sock, rparser, reused: bool = False, fresh: bool = False) -> ResponseHead | None:
         """The response head (None: the server closed first). On a `reused`
         connection a response that comes in pieces gets quick ACKs
         (netio.quick_ack) as soon as a piece is read: a server that writes its
@@ -800,7 +807,8 @@ class HttpSession:
         response comes whole and needs none (a system call saved)."""
         got_piece = False
         while True:
-            event = rparser.next_event()
+            event = NEED_DATA if fresh else rparser.next_event()
+            fresh = False
             if event is NEED_DATA:
                 if got_piece and reused:
                     quick_ack(sock)  # the ACK that was delayed goes out now

@@ -246,7 +246,8 @@ class BackendRuntime:
         """A request left `server`: hand its slot to the oldest waiter."""
         server.counters.cur -= 1
         self.counters.cur -= 1
-        self.dequeue(server)
+        if server.queue or self.queue:  # the usual case: nobody waits, no call
+            self.dequeue(server)
 
     def dequeue(self, server: ServerRuntime) -> None:
         while not server.is_full and (server.queue or self.queue):
