@@ -130,8 +130,11 @@ class GproxyProcess:
 
     def start(self, wait_ports: list[int] = ()) -> "GproxyProcess":
         self._stderr = open(self.stderr_path, "wb")
+        # Its own process group: a master started by an upgrade (SIGUSR2) is not
+        # this process, and stop() must end it and its workers too.
         self.proc = subprocess.Popen([sys.executable, "-m", "gproxy", "run", str(self.path), "--foreground"],
-                                     stdout=subprocess.DEVNULL, stderr=self._stderr, cwd=REPO)
+                                     stdout=subprocess.DEVNULL, stderr=self._stderr, cwd=REPO,
+                                     start_new_session=True)
         for port in wait_ports:
             wait_port(port, proc=self.proc)
         return self
@@ -150,8 +153,26 @@ class GproxyProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+        if self.proc:
+            _end_group(self.proc.pid)  # what outlived the first master (an upgrade's master, its workers)
         if getattr(self, "_stderr", None):
             self._stderr.close()
+
+
+def _end_group(pgid: int, grace_s: float = 5.0) -> None:
+    """SIGTERM to every process left in the group, SIGKILL to those still there after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return  # nobody left
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
 
 
 class UdpLogReceiver:
