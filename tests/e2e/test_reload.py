@@ -284,7 +284,9 @@ def test_drain_maint_and_weight_set_at_runtime_survive_a_reload(proxy, start_bac
     assert cli(proxy.stats, "set server app/c weight 7") == "\n"
     before = worker_pid(proxy.stats)
     proxy.reload()
-    assert worker_pid(proxy.stats) != before
+    # The old worker closes its stats socket when the master retires it, just after the master logs
+    # "reload complete": a command sent in between may still reach it.
+    wait_until(lambda: worker_pid(proxy.stats) != before, what="the new worker on the stats socket")
     rows = {line.split()[3]: line.split() for line in cli(proxy.stats, "show servers state").splitlines()[2:]
             if line.strip()}
     assert rows["a"][6] == "8"  # FDRAIN
