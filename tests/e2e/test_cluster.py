@@ -13,7 +13,6 @@ docs/heartbeat.md, never asserted.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 import pytest
 import tomli_w
 
+from cluster_harness import ask_socket
 from harness import REPO, SPEC_DIR, BackendProcess, free_port
 from netns import Lab, can_use_netns
 
@@ -93,18 +93,7 @@ class Cluster:
         return str(self.tmp / f"{self.names[index]}.sock")
 
     def ask(self, index: int, payload: dict, timeout: float = 15) -> dict:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(timeout)
-        with sock:
-            sock.connect(self.socket(index))
-            sock.sendall(json.dumps(payload).encode() + b"\n")
-            data = b""
-            while not data.endswith(b"\n"):
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        return json.loads(data)
+        return ask_socket(self.socket(index), payload, timeout)
 
     def status(self, index: int) -> dict:
         return self.ask(index, {"cmd": "status"})
