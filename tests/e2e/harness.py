@@ -215,6 +215,29 @@ class UdpLogReceiver:
 
 # ---- a tiny HTTP client on raw sockets (so nothing hides what is on the wire) ----
 
+def read_response(sock, buf: bytes = b"") -> tuple[int, bytes, bytes, bytes]:
+    """Read exactly one Content-Length framed response from a kept-alive socket:
+    (status, head, body, what followed it). EOFError if the peer closes first."""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise EOFError(buf)
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(rest) < length:
+        data = sock.recv(65536)
+        if not data:
+            raise EOFError(rest)
+        rest += data
+    status = int(head.split(b" ")[1])
+    return status, head, rest[:length], rest[length:]
+
+
 def http_request(port: int, method: str, path: str, headers: dict | list | None = None,
                  body: bytes = b"", host: str = "127.0.0.1", timeout: float = 10.0):
     """One request on its own connection; returns (status, headers dict lowercased (lists), body)."""

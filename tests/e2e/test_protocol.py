@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import http_config
-from harness import http_get, parse_response, recv_all
+from harness import http_get, parse_response, read_response, recv_all
 
 
 @pytest.fixture
@@ -34,40 +34,18 @@ def _connect(port):
     return sock
 
 
-def _read_response(sock, buf=b""):
-    """Read exactly one Content-Length framed response from a kept-alive socket."""
-    while b"\r\n\r\n" not in buf:
-        data = sock.recv(65536)
-        if not data:
-            raise EOFError(buf)
-        buf += data
-    head, _, rest = buf.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value)
-    while len(rest) < length:
-        data = sock.recv(65536)
-        if not data:
-            raise EOFError(rest)
-        rest += data
-    status = int(head.split(b" ")[1])
-    return status, head, rest[:length], rest[length:]
-
-
 def test_keep_alive_and_pipelining(proxy):
     port, backend, _ = proxy()
     with _connect(port) as sock:
         sock.sendall(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
-        status1, _, body1, rest = _read_response(sock)
-        status2, _, body2, rest = _read_response(sock, rest)
+        status1, _, body1, rest = read_response(sock)
+        status2, _, body2, rest = read_response(sock, rest)
         assert (status1, status2) == (200, 200)
         assert body1 == b"hello from web\n"
         assert json.loads(body2)["target"] == "/echo"
         # Still open: a third request on the same connection.
         sock.sendall(b"GET /b HTTP/1.1\r\nHost: x\r\n\r\n")
-        assert _read_response(sock, rest)[0] == 200
+        assert read_response(sock, rest)[0] == 200
     assert backend.stats()["connections"] <= 2  # server connections were reused
 
 
@@ -85,8 +63,8 @@ def test_request_bodies_content_length_and_chunked(proxy):
         sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
                      b"PUT /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
                      b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n")
-        _, _, body1, rest = _read_response(sock)
-        _, _, body2, _ = _read_response(sock, rest)
+        _, _, body1, rest = read_response(sock)
+        _, _, body2, _ = read_response(sock, rest)
     assert json.loads(body1)["body"] == "hello"
     assert json.loads(body2)["body"] == "abcde"
 
@@ -98,7 +76,7 @@ def test_expect_100_continue(proxy):
         interim = sock.recv(65536)
         assert interim.startswith(b"HTTP/1.1 100")
         sock.sendall(b"body")
-        status, _, body, _ = _read_response(sock, interim.partition(b"\r\n\r\n")[2])
+        status, _, body, _ = read_response(sock, interim.partition(b"\r\n\r\n")[2])
     assert status == 200 and json.loads(body)["body"] == "body"
 
 
@@ -192,7 +170,7 @@ def test_http_keep_alive_timeout_closes_idle_connection(proxy):
     port, _, _ = proxy(timeouts={"http_keep_alive": "200ms"})
     with _connect(port) as sock:
         sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        status, _, _, rest = _read_response(sock)
+        status, _, _, rest = read_response(sock)
         assert status == 200
         assert rest + recv_all(sock) == b""  # closed by gproxy, with no answer
 
@@ -238,7 +216,7 @@ def test_connection_mode_server_close(proxy):
     with _connect(port) as sock:
         for _ in range(3):
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            status, head, _, _ = _read_response(sock)
+            status, head, _, _ = read_response(sock)
             assert status == 200
             assert b"onnection: close" not in head  # the client side stays open
     assert backend.stats()["connections"] >= 3  # a new server connection per request

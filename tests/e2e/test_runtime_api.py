@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import REPO, GproxyProcess, free_port, http_get, wait_for, wait_port
+from harness import REPO, GproxyProcess, free_port, http_get, read_response, wait_for
 
 WAIT = 10.0  # seconds a condition may take (never a speed assertion)
 
@@ -391,25 +391,9 @@ def _open_request(port: int) -> socket.socket:
 def _answered(sock: socket.socket, wait: float) -> bool:
     """A whole 200 response (head and Content-Length body) within `wait`."""
     sock.settimeout(wait)
-    data = b""
     try:
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return False
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return False
-            body += chunk
-    except socket.timeout:
+        _, head, _, _ = read_response(sock)
+    except (socket.timeout, EOFError):
         return False
     return head.startswith(b"HTTP/1.1 200")
 

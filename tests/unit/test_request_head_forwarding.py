@@ -67,16 +67,23 @@ class FakeSocket:
         pass
 
 
-def forwarded(request: bytes) -> bytes:
-    """The bytes the server got for `request` from client 192.0.2.7."""
+def exchange(request: bytes, response: bytes = RESPONSE) -> tuple[bytes, bytes]:
+    """One request from client 192.0.2.7 answered by `response`: (what the
+    server got, what the client got)."""
     proxy = Gproxy(load_string(CONFIG))
-    server = FakeSocket(RESPONSE)
+    server = FakeSocket(response)
     client = FakeSocket(request)
     session = hp.HttpSession(proxy.ctx, proxy.frontends["app"], client, ("192.0.2.7", 5555), None)
     session._server_connection = lambda srv, replayable, out_head: (server, False, 0)
     session.serve_request(True)
-    assert client.sent.startswith(b"HTTP/1.1 200 OK\r\n")
-    return server.sent
+    return server.sent, client.sent
+
+
+def forwarded(request: bytes) -> bytes:
+    """The bytes the server got for `request` from client 192.0.2.7."""
+    to_server, to_client = exchange(request)
+    assert to_client.startswith(b"HTTP/1.1 200 OK\r\n")
+    return to_server
 
 
 def test_unchanged_head_goes_out_as_received_plus_xff():

@@ -7,23 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-import gproxy.http_proxy as hp
-from gproxy.config.loader import load_string
 from gproxy.protocol.http import join_head_lines
-from gproxy.proxy import Gproxy
 
-from test_request_head_forwarding import CONFIG, FakeSocket
+from test_request_head_forwarding import exchange
 
 
 def answered(response: bytes, request: bytes = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n") -> bytes:
     """The bytes the client got for `response` (the server's, whole)."""
-    proxy = Gproxy(load_string(CONFIG))
-    server = FakeSocket(response)
-    client = FakeSocket(request)
-    session = hp.HttpSession(proxy.ctx, proxy.frontends["app"], client, ("192.0.2.7", 5555), None)
-    session._server_connection = lambda srv, replayable, out_head: (server, False, 0)
-    session.serve_request(True)
-    return client.sent
+    return exchange(request, response)[1]
 
 
 def test_crlf_lines_go_out_as_received_but_the_dropped_and_rewritten_ones():
