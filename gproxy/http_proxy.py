@@ -66,7 +66,7 @@ from gproxy.protocol.http import (
     serialize_request_head,
 )
 from gproxy.dispatch import acquire
-from gproxy.runtime import IDEMPOTENT_METHODS, MAX_IDLE_PER_SERVER, ErrorCapture, ServerRuntime
+from gproxy.runtime import IDEMPOTENT_METHODS, MAX_IDLE_PER_SERVER, ErrorCapture, ServerRuntime, hrsp_index
 
 HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection"})
 # The balance algorithms that hash a part of the request (_hash_key).
@@ -398,7 +398,6 @@ class HttpSession:
     # ---- forwarding --------------------------------------------------------
     def _forward(self, head: RequestHead, rec: RequestRecord, start_mono: float) -> bool:
         be = self.be
-        clock = self.ctx.clock
         if be is None:
             self._drain_body_or_close(head)
             self._reject(rec, 503, "SC--", start_mono, got_bytes=True)
@@ -406,7 +405,6 @@ class HttpSession:
         be_cfg = be.cfg
         cookie_cfg = be_cfg.cookie
         cookie_name = self.cookie_name
-        headers = head.headers
         persistent: ServerRuntime | None = None
         req_flag = "-"
         cookie_rewrite = None
@@ -504,7 +502,6 @@ class HttpSession:
         server = persistent
         avoid = None
         queue_ms = 0
-        request_sent_once = False
         while True:
             # 1. a slot on a server (maybe after queueing)
             t_q = clock.mono()
@@ -559,7 +556,6 @@ class HttpSession:
             if outcome == "retry":
                 # The server dropped the request before answering a byte and
                 # the request is safe to replay: try again elsewhere.
-                request_sent_once = True
                 be.release(server)
                 if retries_left <= 0:
                     self._fail_before_server(head, rec, start_mono, 502, "SH--")
@@ -624,7 +620,6 @@ class HttpSession:
         client = self.client
         server_timeout = self.server_timeout_s
         client_timeout = self.client_timeout_s
-        parser = self.parser
         keep_server = False
         got_response_byte = False
         finalized = False  # True once release and log were done on an error path
@@ -727,9 +722,7 @@ class HttpSession:
                 keep_client = keep_server = False
             elif not complete:
                 bytes_out += self._relay_response_body(sock, rparser)
-            index = status // 100 - 1  # Counters.count_status, inlined for the three
-            if not 0 <= index < 5:
-                index = 5
+            index = hrsp_index(status)  # once for the three counters
             server.counters.hrsp[index] += 1
             be.counters.hrsp[index] += 1
             self.fe.counters.hrsp[index] += 1

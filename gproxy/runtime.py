@@ -24,6 +24,12 @@ IDEMPOTENT_METHODS = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b
 MAX_IDLE_PER_SERVER = 64  # idle keep-alive connections kept per server
 
 
+def hrsp_index(status: int) -> int:
+    """The `hrsp` slot of a status: 1xx..5xx, then "other"."""
+    index = status // 100 - 1
+    return index if 0 <= index < 5 else 5
+
+
 class Waiter(Protocol):
     """A queued request; `set(server)` hands it a slot (gevent AsyncResult fits)."""
 
@@ -77,8 +83,7 @@ class Counters:
         self.denied_conn = 0
 
     def count_status(self, status: int) -> None:
-        index = status // 100 - 1
-        self.hrsp[index if 0 <= index < 5 else 5] += 1
+        self.hrsp[hrsp_index(status)] += 1
 
     def record_times(self, queue_ms: int, connect_ms: int, response_ms: int, total_ms: int) -> None:
         """One finished request's timers (ms; a phase not reached is -1,
