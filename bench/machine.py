@@ -16,6 +16,8 @@ from typing import Any
 
 from scoreboard import short_version
 
+from gproxy.compiled import compiled_modules, stale_modules
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 GPROXY_PACKAGES = ("gproxy", "gsuite")  # what `gproxy run` imports
@@ -81,7 +83,17 @@ def working_tree_source() -> str:
         dirty = _git("status", "--porcelain", "--", *GPROXY_PACKAGES)
     except (OSError, subprocess.CalledProcessError):
         return "the working tree (not a git checkout)"
-    return f"the working tree at {commit}" + (" + uncommitted changes" if dirty else "")
+    return f"the working tree at {commit}" + (" + uncommitted changes" if dirty else "") + ", " + _compiled_state()
+
+
+def _compiled_state() -> str:
+    """Whether the working tree's gproxy runs compiled (`make compile`)."""
+    package = REPO / "gproxy"
+    stale = stale_modules(package)
+    if stale:
+        return f"compiled modules older than their source: {', '.join(stale)} (run make compile)"
+    modules = compiled_modules(package)
+    return f"compiled ({len(modules)} modules)" if modules else "pure Python"
 
 
 def export_gproxy(ref: str, dest: Path) -> tuple[str, str]:
@@ -97,6 +109,7 @@ def export_gproxy(ref: str, dest: Path) -> tuple[str, str]:
     archive = subprocess.run(["git", "-C", str(REPO), "archive", commit, *GPROXY_PACKAGES],
                              capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(packages)], input=archive, check=True)
+    compiled = _compile(commit, packages)
     launcher.write_text(f"""#!{VENV_PYTHON}
 import os, sys
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, ({str(packages)!r}, os.environ.get("PYTHONPATH"))))
@@ -105,4 +118,23 @@ from gproxy.cli import main
 sys.exit(main())
 """)
     launcher.chmod(0o755)
-    return str(launcher), f"commit {commit[:9]} ({ref})"
+    return str(launcher), f"commit {commit[:9]} ({ref}, {compiled})"
+
+
+def _compile(commit: str, packages: Path) -> str:
+    """Compile the exported modules as `make compile` does, if that commit
+    has setup.py (an older one runs as pure Python); says which it is."""
+    try:
+        setup = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:setup.py"],
+                               capture_output=True, check=True).stdout
+    except subprocess.CalledProcessError:
+        return "pure Python"
+    (packages / "setup.py").write_bytes(setup)
+    (packages / "pyproject.toml").write_bytes(  # the packages setup.py builds for
+        subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:pyproject.toml"],
+                       capture_output=True, check=True).stdout)
+    built = subprocess.run([str(VENV_PYTHON), "setup.py", "-q", "build_ext", "--inplace", "--parallel", "2"],
+                           cwd=packages, capture_output=True, text=True)
+    if built.returncode != 0:
+        raise OSError(f"compiling failed: {built.stderr.strip()[-500:]}")
+    return "compiled"

@@ -154,6 +154,11 @@ def _codings(values: list[bytes]) -> list[bytes]:
     return [c for c in (t.strip(b" \t") for t in b",".join(values).lower().split(b",")) if c]
 
 
+# A module constant, not a literal in the loop: Cython (setup.py) iterates a
+# literal tuple of one-byte strings as the bytes' integer values.
+_AUTHORITY_ENDS = (b"/", b"?", b"#")
+
+
 def _authority(target: bytes) -> bytes | None:
     """The authority of an absolute-form target (RFC 9112 3.2.2), else None."""
     lower = target[:8].lower()
@@ -163,7 +168,7 @@ def _authority(target: bytes) -> bytes | None:
         rest = target[8:]
     else:
         return None
-    for sep in (b"/", b"?", b"#"):
+    for sep in _AUTHORITY_ENDS:
         rest = rest.split(sep, 1)[0]
     return rest.rpartition(b"@")[2]
 
