@@ -32,6 +32,12 @@ stop). So a reload is only "start a new generation":
   SIGABRT, then SIGKILL after KILL_GRACE. A retired worker still alive
   after `hard_stop_after` (plus a margin) gets SIGKILL.
 
+Runtime API commands that change state (commands.RELAYED) reach every
+worker: the worker that ran one for a CLI client writes it on its relay
+socket; the master writes it to every other live worker's relay socket (never
+blocking: what a worker's socket cannot take yet waits in a bounded buffer),
+and each runs it locally without relaying it again.
+
 Each worker's life is the table `_WORKER_TABLE` behind
 `WorkerRecord.process_event()`. The OS (fork, kill, waitpid, select, the
 clock) is reached through `System` and `Spawner`, so the unit tests run the
@@ -66,6 +72,10 @@ HARD_STOP_MARGIN = 2.0  # seconds past hard_stop_after before a retired worker i
 STATE_TIMEOUT = 2.0  # seconds to read `show servers state` from a worker
 UPGRADE_TIMEOUT = 60.0  # seconds a new master has to get its workers READY
 EXIT_HALTED = 1  # the master stopped because workers cannot run
+MAX_QUEUED_SIGNALS = 16  # signals waiting for the loop; more are dropped (a burst of one kind)
+RELAY_RECV = 65536  # bytes read from a relay socket per wake-up
+RELAY_BACKLOG = 256 * 1024  # bytes of relayed commands a worker may leave unread before more are dropped
+RELAY_RETRY = 0.05  # seconds the loop waits at most while relayed commands are still to be written
 
 HANDLED_SIGNALS = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGINT,
                    signal.SIGCHLD)
@@ -111,6 +121,9 @@ class WorkerRecord:
     index: int = 0  # its slot in the generation: which listening sockets it accepts from
     beat_fd: int | None = None  # read end of its beat pipe
     channel: socket.socket | None = None  # master's end of its control socket
+    relay: socket.socket | None = None  # master's end of its relay socket (non-blocking)
+    relay_reader: control.RequestReader = field(default_factory=control.RequestReader, repr=False)
+    relay_out: bytearray = field(default_factory=bytearray, repr=False)  # relayed commands not written yet
     state: WorkerState = WorkerState.BOOTING
     last_beat: float = 0.0
     deadline: float | None = None  # when the next escalation is due (RETIRING/KILLING)
@@ -255,10 +268,13 @@ class Arbiter:
     def run_once(self, timeout: float = 0.0) -> None:
         """One turn: wait for a wake-up, read beats, signals, reap, kill, manage."""
         fds = self._watched_fds()
+        if any(w.relay_out for w in self.workers.values()):
+            timeout = min(timeout, RELAY_RETRY)
         ready = self.system.wait(fds, timeout) if fds else []
         now = self.system.monotonic()
         for fd in ready:
             self._readable(fd, now)
+        self._flush_relays()
         while self.signals:
             self.dispatch(self.signals.popleft(), now)
         self.reap(now)
@@ -267,6 +283,7 @@ class Arbiter:
 
     def _watched_fds(self) -> list[int]:
         fds = [w.beat_fd for w in self.workers.values() if w.beat_fd is not None]
+        fds += [w.relay.fileno() for w in self.workers.values() if w.relay is not None]
         if self._wake is not None:
             fds.append(self._wake[0])
         if self.upgrade is not None and self.upgrade.ready_fd is not None:
@@ -275,11 +292,7 @@ class Arbiter:
 
     def _readable(self, fd: int, now: float) -> None:
         if self._wake is not None and fd == self._wake[0]:
-            try:
-                while os.read(fd, 4096):
-                    pass
-            except BlockingIOError:
-                pass
+            self._read_signals(fd)
             return
         if self.upgrade is not None and fd == self.upgrade.ready_fd:
             self._upgrade_message(self.system.read(fd), now)
@@ -287,6 +300,9 @@ class Arbiter:
         for worker in self.workers.values():
             if worker.beat_fd == fd:
                 self.on_beats(worker, self.system.read(fd), now)
+                return
+            if worker.relay is not None and worker.relay.fileno() == fd:
+                self._relay_readable(worker)
                 return
 
     def on_beats(self, worker: WorkerRecord, data: bytes, now: float) -> None:
@@ -299,6 +315,70 @@ class Arbiter:
         if said_ready and worker.state is not WorkerState.EXITED:
             worker.process_event(WorkerEvent.READY)
 
+    # -- relayed runtime API commands ---------------------------------------------------------------
+
+    def _relay_readable(self, worker: WorkerRecord) -> None:
+        assert worker.relay is not None
+        try:
+            data = worker.relay.recv(RELAY_RECV)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        self.on_relay(worker, data)
+
+    def on_relay(self, origin: WorkerRecord, data: bytes) -> None:
+        """What a worker wrote on its relay socket: command lines it ran for
+        a CLI client, for every other live worker (b"" is end-of-file)."""
+        if not data:
+            self._close_relay(origin)  # it exits: reap() says how
+            return
+        try:
+            lines = origin.relay_reader.feed(data)
+        except control.ChannelError as exc:
+            self.log(f"worker {origin.pid}: bad relay message ({exc}): its commands are no longer relayed",
+                     "warning")
+            self._close_relay(origin)
+            return
+        for line in lines:
+            self.relay(origin, line)
+
+    def relay(self, origin: WorkerRecord, line: str) -> None:
+        """Queue `line` for every live worker but `origin` (of any
+        generation: during a reload the old and the new ones both serve)."""
+        data = line.encode(control.ENCODING, "replace") + b"\n"
+        for worker in self.workers.values():
+            if worker is origin or worker.state not in LIVE or worker.relay is None:
+                continue
+            if len(worker.relay_out) + len(data) > RELAY_BACKLOG:
+                self.log(f"worker {worker.pid} does not read its relayed commands: "
+                         f"{line[:80]!r} from worker {origin.pid} dropped for it", "warning")
+                continue
+            worker.relay_out += data
+            self._flush_relay(worker)
+
+    def _flush_relays(self) -> None:
+        for worker in self.workers.values():
+            if worker.relay_out:
+                self._flush_relay(worker)
+
+    def _flush_relay(self, worker: WorkerRecord) -> None:
+        while worker.relay_out and worker.relay is not None:
+            try:
+                sent = worker.relay.send(worker.relay_out)
+            except BlockingIOError:
+                return  # its socket is full: the next turns write the rest
+            except OSError:
+                self._close_relay(worker)
+                return
+            del worker.relay_out[:sent]
+
+    def _close_relay(self, worker: WorkerRecord) -> None:
+        if worker.relay is not None:
+            worker.relay.close()
+            worker.relay = None
+        worker.relay_out.clear()
+
     # -- signals ------------------------------------------------------------------------------------
 
     def _install_signals(self) -> None:
@@ -308,12 +388,26 @@ class Arbiter:
         self._wake = (read_end, write_end)
         signal.set_wakeup_fd(write_end)
         for sig in HANDLED_SIGNALS:
-            signal.signal(sig, self._enqueue)
+            signal.signal(sig, self._ignore)
 
-    def _enqueue(self, signum: int, frame: object) -> None:
-        """Signal handler: no logging, no work, just queue it (gunicorn's rule)."""
-        if len(self.signals) < 16:
-            self.signals.append(signum)
+    def _ignore(self, signum: int, frame: object) -> None:
+        """The Python-level handler does nothing: the signal is queued from
+        the wake-up pipe (`_read_signals`), as asyncio does."""
+
+    def _read_signals(self, fd: int) -> None:
+        """Queue the signals that arrived: the C-level handler writes each
+        one's number, a byte, on the wake-up pipe (signal.set_wakeup_fd).
+        Not queued by the Python-level handler: the master is compiled
+        (Cython), and a handler only runs when some bytecode runs, so a
+        signal that arrived between two waits stayed unhandled until another
+        one interrupted a wait (a SIGTERM just after a relayed command hung)."""
+        try:
+            while data := os.read(fd, 4096):
+                for signum in data:
+                    if signum and len(self.signals) < MAX_QUEUED_SIGNALS:
+                        self.signals.append(signum)
+        except BlockingIOError:
+            pass
 
     def dispatch(self, signum: int, now: float) -> None:
         handler = {
@@ -354,13 +448,15 @@ class Arbiter:
         self.manage(now)
 
     def _warn_shared_stats(self, config: Config) -> None:
-        """Several workers share each stats socket, and each keeps its own
-        server states (as HAProxy's nbproc did): say so where it matters."""
+        """Several workers share each stats socket: the commands that change
+        state reach them all (relayed), but each keeps its own counters and
+        connections, which the reports show one worker at a time."""
         g = config.global_
         if g.workers > 1 and g.stats_sockets:
-            self.log(f"workers = {g.workers}: each stats socket connection reaches one worker, and "
-                     "`set server` changes that worker only (workers = 1 to manage servers at runtime)",
-                     "warning")
+            self.log(f"workers = {g.workers}: each stats socket connection reaches one worker; state changes "
+                     "(set server, set weight, set maxconn, enable/disable, clear counters) are relayed to all "
+                     "workers, but show stat/info/sess/errors report the answering worker's counters and "
+                     "sessions, and `shutdown session <id>` reaches that worker's sessions only", "warning")
 
     def _refuse(self, message: str, details: list[str]) -> None:
         self.failed_reloads += 1
@@ -616,6 +712,7 @@ class Arbiter:
         if worker.channel is not None:
             worker.channel.close()
             worker.channel = None
+        self._close_relay(worker)
 
     # -- upgrade ------------------------------------------------------------------------------------
 

@@ -138,6 +138,7 @@ class ForkSpawner:
         tcp, unix, shared = arbiter.sockets.for_worker(config, index)
         beat_r, beat_w = os.pipe()
         master_end, worker_end = socket.socketpair()
+        relay_master, relay_worker = socket.socketpair()  # relayed runtime API commands, both ways
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         try:
             pid = os.fork()
@@ -145,8 +146,8 @@ class ForkSpawner:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             for fd in (beat_r, beat_w):
                 os.close(fd)
-            master_end.close()
-            worker_end.close()
+            for sock in (master_end, worker_end, relay_master, relay_worker):
+                sock.close()
             raise
         if pid == 0:  # the worker
             code = WORKER_BOOT_ERROR
@@ -155,6 +156,7 @@ class ForkSpawner:
                 signal.pthread_sigmask(signal.SIG_SETMASK, mask)
                 os.close(beat_r)
                 master_end.close()
+                relay_master.close()
                 arbiter.close_in_child()
                 # Other slots' sockets are closed in this worker only: the master
                 # keeps them open for their own workers.
@@ -165,7 +167,7 @@ class ForkSpawner:
                 code = run_worker(WorkerSpec(
                     config=config, generation=generation.number, index=index,
                     workers=config.global_.workers, tcp=tcp, unix=unix, shared=shared, beat_fd=beat_w,
-                    control=worker_end, master_pid=os.getppid(), state_text=generation.state_text,
+                    control=worker_end, relay=relay_worker, master_pid=os.getppid(), state_text=generation.state_text,
                     hard_stop_after=config.global_.hard_stop_after / 1000.0,
                     foreground=arbiter.options.foreground))
             except BaseException:  # noqa: BLE001 - the child must never run the master's code again
@@ -180,9 +182,11 @@ class ForkSpawner:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         os.close(beat_w)
         worker_end.close()
+        relay_worker.close()
         os.set_blocking(beat_r, False)
+        relay_master.setblocking(False)
         return WorkerRecord(pid=pid, generation=generation.number, started=0.0, beat_fd=beat_r,
-                            channel=master_end)
+                            channel=master_end, relay=relay_master)
 
     def request(self, worker: WorkerRecord, command: str, timeout: float) -> str | None:
         """A runtime-API command on the worker's control socket; None if it

@@ -10,7 +10,12 @@ the master (gproxy.control). The worker then
    re-applies the saved server state before it accepts anything;
 2. chroots and drops to `user`/`group` (gproxy.daemon);
 3. starts serving, says READY on its beat pipe and beats every second;
-4. answers the master's runtime-API questions on its control socket;
+4. answers the master's runtime-API questions on its control socket, and
+   shares state changes with the other workers on its relay socket: a
+   command that a CLI client ran here successfully and that changes state
+   (commands.RELAYED) is written to the master, which writes it to every
+   other live worker; a command read there is run here at admin level,
+   and not relayed again;
 5. stops when the master says so: SIGUSR1 is a graceful stop (stop
    accepting, let connections finish for at most `hard_stop_after`; each
    keep-alive connection ends after its next response), SIGTERM a fast one.
@@ -37,6 +42,7 @@ from typing import Mapping, Sequence
 import gevent
 from gevent import socket as gsocket
 from gevent.event import Event
+from gevent.lock import Semaphore
 
 from gproxy import control, server_state
 from gproxy.config.model import Config
@@ -52,6 +58,8 @@ WORKER_BOOT_ERROR = 3  # could not start: the master must not start it again
 SHARED_MAX_ACCEPT = 1  # accepts per wake-up when several workers share a socket (gevent's advice)
 CONTROL_RECV = 65536
 CONTROL_TIMEOUT_MS = 2**31 - 1  # the control socket is the master's: never idle-closed
+RELAY_TIMEOUT = 1.0  # seconds to hand a command to the master; longer, its relay socket is given up
+RELAY_LOG_CHARS = 120  # of a command line quoted in a message
 # The collector's first threshold (CPython's default is 700): under load the
 # live objects of a worker hardly grow (what a request allocates, it frees), yet
 # 700 ran a young collection every ~30 close-mode requests, walking the
@@ -76,6 +84,7 @@ class WorkerSpec:
     hard_stop_after: float = 30.0  # seconds a graceful stop may last
     shared: bool = False  # another worker of its generation accepts from its TCP sockets too
     foreground: bool = True  # server messages also on stderr
+    relay: _stdsocket.socket | None = None  # the worker's end of the relay socket pair
 
 
 def restore_state(proxy: Gproxy, text: str, now: float) -> list[str]:
@@ -110,6 +119,8 @@ class Worker:
         self.proxy: Gproxy | None = None
         self.done = Event()
         self.stopping = False
+        self._relay_sock: gsocket.socket | None = None
+        self._relay_lock = Semaphore()  # one command at a time on the relay socket: lines never interleave
 
     def log(self, message: str) -> None:
         print(f"[gproxy] worker {os.getpid()}: {message}", file=sys.stderr, flush=True)
@@ -131,9 +142,11 @@ class Worker:
             self._write(control.READY)
         beats = gevent.spawn(self._beat)
         talk = gevent.spawn(self._serve_control)
+        relayed = gevent.spawn(self._serve_relay)
         self.done.wait()
         beats.kill()
         talk.kill()
+        relayed.kill()
         return WORKER_OK
 
     def boot(self) -> Gproxy:
@@ -141,6 +154,10 @@ class Worker:
         config = spec.config
         proxy = Gproxy(config, foreground=spec.foreground)
         proxy.adopt(lambda address: spec.tcp[tcp_key(address)], lambda stats: spec.unix[stats.path])
+        if spec.relay is not None:
+            self._relay_sock = gsocket.socket(fileno=spec.relay.detach())
+            for stats in proxy.stats_sockets:
+                stats.relay = self.relay
         if spec.state_text:
             for line in restore_state(proxy, spec.state_text, proxy.clock.wall()):
                 self.log(f"server state restored: {line}")
@@ -221,6 +238,68 @@ class Worker:
         if not self.stopping:
             self.log("the master is gone: stopping gracefully")
             self.stop(True)
+
+    # -- state changes shared with the other workers ------------------------------------------------
+
+    def relay(self, words: tuple[str, ...]) -> None:
+        """A command a CLI client ran here: to the master, for the other
+        workers (called before the client gets its answer)."""
+        if self._relay_sock is None:
+            return
+        line = commands.relay_line(words)
+        try:
+            data = control.encode_request(line)
+        except ValueError:
+            self.log(f"not relayed to the other workers (longer than {control.MAX_REQUEST} bytes): "
+                     f"{line[:RELAY_LOG_CHARS]!r}")
+            return
+        with self._relay_lock:
+            sock = self._relay_sock  # again: given up while this command waited its turn?
+            if sock is None:
+                return
+            try:
+                with gevent.Timeout(RELAY_TIMEOUT):
+                    sock.sendall(data)
+            except (OSError, gevent.Timeout) as exc:
+                # A line cut in the middle would garble the next ones: give the socket up.
+                reason = "timed out" if isinstance(exc, gevent.Timeout) else str(exc)
+                self.log(f"relay socket to the master: {reason}: state changes are no longer "
+                         "shared with the other workers")
+                self._close_relay()
+
+    def _serve_relay(self) -> None:
+        """Run what the other workers relayed, at admin level, until the master closes."""
+        sock = self._relay_sock
+        proxy = self.proxy
+        if sock is None or proxy is None:
+            return
+        reader = control.RequestReader()
+        try:
+            while True:
+                data = sock.recv(CONTROL_RECV)
+                if not data:
+                    break
+                for line in reader.feed(data):
+                    self._run_relayed(proxy, line)
+        except (OSError, control.ChannelError) as exc:
+            self.log(f"relay socket: {exc}")
+        self._close_relay()
+
+    def _run_relayed(self, proxy: Gproxy, line: str) -> None:
+        session = commands.Session(level="admin", timeout_ms=CONTROL_TIMEOUT_MS, ident="relay")
+        ctx = commands.Context(state=proxy, session=session, now=proxy.clock.wall(), facts=proxy.process_facts)
+        try:
+            outcome = commands.execute(ctx, Command(tuple(split_words(line)), None, line))
+        except Exception as exc:  # noqa: BLE001 - a relayed command must not take the worker down
+            self.log(f"relayed command {line[:RELAY_LOG_CHARS]!r} failed: {exc!r}")
+            return
+        if not outcome.ok:
+            self.log(f"relayed command {line[:RELAY_LOG_CHARS]!r} failed here: {outcome.text.strip()[:200]}")
+
+    def _close_relay(self) -> None:
+        sock, self._relay_sock = self._relay_sock, None
+        if sock is not None:
+            sock.close()
 
 
 # Imported on first use somewhere in the proxy: loaded before a chroot hides them.

@@ -109,10 +109,12 @@ class Context:
 @dataclass(frozen=True)
 class Outcome:
     """A command's answer; `action` asks the framing layer to toggle the
-    prompt or to close ("prompt", "quit")."""
+    prompt or to close ("prompt", "quit"). `ok` is False when the answer is
+    an error (unknown command, permission, a refused argument): nothing changed."""
 
     text: str
     action: str = ""
+    ok: bool = True
 
 
 Handler = Callable[[Context, tuple[str, ...], "str | None"], str]
@@ -676,11 +678,49 @@ def execute(ctx: Context, command: Command) -> Outcome:
     words = command.words
     keyword = find_keyword(words) if words else None
     if keyword is None:
-        return Outcome(usage_message(words, ctx.session.level))
+        return Outcome(usage_message(words, ctx.session.level), ok=False)
     if keyword.words in (("prompt",), ("quit",)):
         return Outcome("", keyword.words[0])
     try:
         _require(ctx, keyword.level)
         return Outcome(keyword.run(ctx, words, command.payload))
     except CliError as exc:
-        return Outcome(exc.text)
+        return Outcome(exc.text, ok=False)
+
+
+# -- several workers ---------------------------------------------------------------------------------------
+
+# The commands that change what every worker must agree on (server states,
+# weights, addresses, limits, counters): with workers > 1, the worker that ran
+# one successfully relays it to its siblings (gproxy.worker). The others stay
+# with the worker that answers: reports (`show ...`), the connection's own
+# settings (`set timeout`, `operator`), and `shutdown session <id>` (stream
+# ids are per worker).
+RELAYED: frozenset[tuple[str, ...]] = frozenset({
+    ("disable", "server"),
+    ("enable", "server"),
+    ("disable", "health"),
+    ("enable", "health"),
+    ("set", "server"),
+    ("set", "weight"),
+    ("set", "maxconn", "server"),
+    ("set", "maxconn", "frontend"),
+    ("set", "maxconn", "global"),
+    ("shutdown", "sessions", "server"),
+    ("clear", "counters"),
+})
+_ESCAPED = frozenset(" \t\\;")  # what split_words (and the `;` line cut) would otherwise take apart
+
+
+def relayed(command: Command, outcome: Outcome) -> bool:
+    """Whether `command`, answered by `outcome`, must reach the other workers."""
+    if not outcome.ok or outcome.action or not command.words:
+        return False
+    keyword = find_keyword(command.words)
+    return keyword is not None and keyword.words in RELAYED
+
+
+def relay_line(words: tuple[str, ...]) -> str:
+    """One command line that split_words() reads back as `words` (the raw
+    line may have been cut by `;` or had its words from a payload)."""
+    return " ".join("".join("\\" + char if char in _ESCAPED else char for char in word) for word in words)

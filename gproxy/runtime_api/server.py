@@ -12,6 +12,10 @@ bounded everywhere: `stats_timeout` of silence closes it, a request line
 longer than framing.MAX_REQUEST closes it, answers are written with the
 same timeout. Any error in a command is answered or logged and closes that
 connection only: the daemon never goes down because of a CLI client.
+
+With several workers, `relay` (set by gproxy.worker) gets the words of each
+command that succeeded and must reach the other workers (commands.relayed),
+before the client gets its answer.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ MAX_CONNECTIONS = 10  # HAProxy's default `stats maxconn`
 RECV_SIZE = 16384
 LISTEN_BACKLOG = 64
 _ids = itertools.count(1)
+
+Relay = Callable[[tuple[str, ...]], None]  # a command's words, for the other workers
 
 
 class StatsSocketError(GproxyError):
@@ -135,6 +141,7 @@ class StatsSocketServer:
         self.sock: _stdsocket.socket | None = None
         self.server: StreamServer | None = None
         self._inode: int | None = None
+        self.relay: Relay | None = None  # set by a worker of the master (gproxy.worker)
 
     def bind(self) -> None:
         if self.sock is None:
@@ -175,7 +182,8 @@ class StatsSocketServer:
 
     def _handle(self, conn: socket.socket, address) -> None:
         try:
-            serve_connection(conn, self.state, self.spec.level, self.timeout_ms, self.clock, self.facts)
+            serve_connection(conn, self.state, self.spec.level, self.timeout_ms, self.clock, self.facts,
+                             self.relay)
         except Exception as exc:  # a CLI client must never take the daemon down
             print(f"gproxy: stats socket {self.spec.path}: {exc!r}", file=sys.stderr)
         finally:
@@ -186,7 +194,8 @@ class StatsSocketServer:
 
 
 def serve_connection(conn: socket.socket, state: ProxyState, level, timeout_ms: int,
-                     clock: Callable[[], float], facts: Callable[[], ProcessFacts]) -> None:
+                     clock: Callable[[], float], facts: Callable[[], ProcessFacts],
+                     relay: Relay | None = None) -> None:
     """Run one CLI connection until it closes (the framing decides when)."""
     framer = CliFramer()
     session = commands.Session(level=level, timeout_ms=timeout_ms, ident=f"0x{next(_ids):x}")
@@ -205,6 +214,8 @@ def serve_connection(conn: socket.socket, state: ProxyState, level, timeout_ms: 
         if isinstance(event, Command):
             ctx = commands.Context(state=state, session=session, now=clock(), facts=facts)
             outcome = commands.execute(ctx, event)
+            if relay is not None and commands.relayed(event, outcome):
+                relay(event.words)
             if outcome.action == "quit":
                 framer.quit()
                 return
