@@ -80,6 +80,9 @@ class Gproxy:
         self._all_closed.set()
         self._stopped = Event()
         self.stats_sockets: list[StatsSocketServer] = []
+        # Set by a worker of several (gproxy.worker): the stats page's admin
+        # actions reach the other workers through it, as the CLI's commands do.
+        self.relay = None
         self._stream_ids = itertools.count(1)
         self.notifier = None  # the SNMP notifier, when [snmp] is configured (started in start())
         self.tls: TlsContexts | None = None  # certificates read by load_tls() (a reload builds new ones)

@@ -158,6 +158,7 @@ class Worker:
             self._relay_sock = gsocket.socket(fileno=spec.relay.detach())
             for stats in proxy.stats_sockets:
                 stats.relay = self.relay
+            proxy.relay = self.relay  # the stats page's admin form
         if spec.state_text:
             for line in restore_state(proxy, spec.state_text, proxy.clock.wall()):
                 self.log(f"server state restored: {line}")

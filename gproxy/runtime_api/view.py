@@ -6,7 +6,7 @@ a Config without sockets), plus lookups shared by reports and commands.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from gproxy.config.model import Config
 from gproxy.runtime import BackendRuntime, FrontendRuntime, ProcessState, ServerRuntime
@@ -19,6 +19,9 @@ class ProxyState(Protocol):
     frontends: dict[str, FrontendRuntime]
     backends: dict[str, BackendRuntime]
     process: ProcessState
+    # With workers > 1: hands a state change's command words to the other
+    # workers (gproxy.worker); None with one worker.
+    relay: Callable[[tuple[str, ...]], None] | None
 
 
 @dataclass(frozen=True)

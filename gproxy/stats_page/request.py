@@ -132,12 +132,15 @@ def apply_admin(state: ProxyState, form: list[tuple[str, str]], now: float,
     for server in servers:
         spec = f"{backend.name}/{server}"
         words = tuple(spec if word == "{}" else word for word in entry[1])
+        command = Command(words=words, line=" ".join(words))
         try:
-            outcome = commands.execute(ctx, Command(words=words, line=" ".join(words)))
+            outcome = commands.execute(ctx, command)
         except IllegalTransition:
             continue
         if not outcome.text.strip():  # the runtime API answers nothing on success
             done += 1
+            if state.relay is not None and commands.relayed(command, outcome):
+                state.relay(words)  # with several workers, every one of them
     if done == len(servers):
         return "DONE"
     return "PART" if done else "ERRP"

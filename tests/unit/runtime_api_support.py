@@ -33,6 +33,7 @@ class State:
     backends: dict
     process: ProcessState
     bus: EventBus
+    relay: object = None  # one worker: nothing to relay
 
 
 def build_state(config_text: str, now: float = START) -> State:

@@ -359,3 +359,16 @@ def test_every_admin_action_is_documented() -> None:
     for action, (label, words) in ADMIN_ACTIONS.items():
         command = " ".join("B/S" if word == "{}" else word for word in words)
         assert f"| `{action}` | {label} | `{command}` |" in doc, action
+
+
+def test_with_several_workers_a_done_action_is_relayed_to_the_others(state) -> None:
+    # What the CLI's commands do (gproxy.worker): each done action's command
+    # words go to the other workers; a refused one goes nowhere.
+    relayed = []
+    state.relay = relayed.append
+    form = [("b", "app"), ("s", "web1"), ("s", "web2"), ("action", "maint")]
+    assert apply_admin(state, form, START, facts) == "DONE"
+    assert relayed == [("set", "server", "app/web1", "state", "maint"), ("set", "server", "app/web2", "state", "maint")]
+    relayed.clear()
+    assert apply_admin(state, [("b", "app"), ("s", "bk"), ("action", "ehlth")], START, facts) == "ERRP"
+    assert relayed == []
