@@ -37,7 +37,7 @@ import socket as _stdsocket
 import sys
 import traceback
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Iterator, Mapping, Sequence
 
 import gevent
 from gevent import socket as gsocket
@@ -85,6 +85,24 @@ class WorkerSpec:
     shared: bool = False  # another worker of its generation accepts from its TCP sockets too
     foreground: bool = True  # server messages also on stderr
     relay: _stdsocket.socket | None = None  # the worker's end of the relay socket pair
+
+
+def _lines_from_master(sock) -> Iterator[str]:
+    """The command lines the master writes on `sock` until it closes it
+    (OSError and control.ChannelError reach the caller)."""
+    reader = control.RequestReader()
+    while True:
+        data = sock.recv(CONTROL_RECV)
+        if not data:
+            return
+        yield from reader.feed(data)
+
+
+def _execute(proxy: Gproxy, session: commands.Session, line: str) -> commands.Outcome:
+    """Run one runtime API command line from the master (its own, or one
+    relayed from another worker) in `session`."""
+    ctx = commands.Context(state=proxy, session=session, now=proxy.clock.wall(), facts=proxy.process_facts)
+    return commands.execute(ctx, Command(tuple(split_words(line)), None, line))
 
 
 def restore_state(proxy: Gproxy, text: str, now: float) -> list[str]:
@@ -218,20 +236,12 @@ class Worker:
 
     def _serve_control(self) -> None:
         sock = gsocket.socket(fileno=self.spec.control.detach())
-        reader = control.RequestReader()
         session = commands.Session(level="admin", timeout_ms=CONTROL_TIMEOUT_MS, ident="master")
         proxy = self.proxy
         assert proxy is not None
         try:
-            while True:
-                data = sock.recv(CONTROL_RECV)
-                if not data:
-                    break
-                for line in reader.feed(data):
-                    ctx = commands.Context(state=proxy, session=session, now=proxy.clock.wall(),
-                                           facts=proxy.process_facts)
-                    outcome = commands.execute(ctx, Command(tuple(split_words(line)), None, line))
-                    sock.sendall(control.encode_answer(outcome.text))
+            for line in _lines_from_master(sock):
+                sock.sendall(control.encode_answer(_execute(proxy, session, line).text))
         except (OSError, control.ChannelError):
             pass
         finally:
@@ -274,23 +284,17 @@ class Worker:
         proxy = self.proxy
         if sock is None or proxy is None:
             return
-        reader = control.RequestReader()
         try:
-            while True:
-                data = sock.recv(CONTROL_RECV)
-                if not data:
-                    break
-                for line in reader.feed(data):
-                    self._run_relayed(proxy, line)
+            for line in _lines_from_master(sock):
+                self._run_relayed(proxy, line)
         except (OSError, control.ChannelError) as exc:
             self.log(f"relay socket: {exc}")
         self._close_relay()
 
     def _run_relayed(self, proxy: Gproxy, line: str) -> None:
         session = commands.Session(level="admin", timeout_ms=CONTROL_TIMEOUT_MS, ident="relay")
-        ctx = commands.Context(state=proxy, session=session, now=proxy.clock.wall(), facts=proxy.process_facts)
         try:
-            outcome = commands.execute(ctx, Command(tuple(split_words(line)), None, line))
+            outcome = _execute(proxy, session, line)
         except Exception as exc:  # noqa: BLE001 - a relayed command must not take the worker down
             self.log(f"relayed command {line[:RELAY_LOG_CHARS]!r} failed: {exc!r}")
             return

@@ -22,17 +22,23 @@ REQUEST_TIMEOUT = 3.0
 PID_RE = re.compile(r"gproxy\[(\d+)\]: \S+ \[")  # an access log line (httplog), not a server message
 
 
-def served_by(syslog, port: int, count: int) -> Counter[int]:
-    """Make `count` requests, each on its own connection; return the pids of
-    the workers that logged them. Call it once the workers to count are the
-    only ones alive: what older ones logged is read (and skipped) first."""
+def logged_requests(syslog, port: int, count: int, pattern: re.Pattern) -> list[re.Match]:
+    """Make `count` requests, each on its own connection; return the matches
+    of `pattern` (an access log line) in what was logged for them. Call it
+    once the workers to count are the only ones alive: what older ones
+    logged is read (and skipped) first."""
     seen = len(syslog.collect(0.1))
     for _ in range(count):
         status, headers, _ = http_get(port, "/", timeout=REQUEST_TIMEOUT)
         assert status == 200, headers
-    wait_until(lambda: len([line for line in syslog.collect(0.05)[seen:] if PID_RE.search(line)]) >= count,
+    wait_until(lambda: len([line for line in syslog.collect(0.05)[seen:] if pattern.search(line)]) >= count,
                what=f"{count} access log lines")
-    return Counter(int(m.group(1)) for line in syslog.lines[seen:] if (m := PID_RE.search(line)))
+    return [m for line in syslog.lines[seen:] if (m := pattern.search(line))]
+
+
+def served_by(syslog, port: int, count: int) -> Counter[int]:
+    """The pids of the workers that logged `count` requests (logged_requests)."""
+    return Counter(int(m.group(1)) for m in logged_requests(syslog, port, count, PID_RE))
 
 
 def listening_inodes(port: int) -> set[int]:

@@ -14,15 +14,14 @@ import signal
 from collections import Counter
 from pathlib import Path
 
-from harness import http_get
 from test_reload import children, cli, reload_config, server, wait_until
+from test_reuseport_workers import logged_requests
 
 WORKERS = 2
 REQUESTS = 120  # one connection each: the odds that a worker gets none are 2**-119
 STATS_ROUND = 20  # fresh stats connections per look at the workers' states
 MAX_STATS_CONNECTIONS = 400  # to meet every worker on the stats socket (each accept goes to one of them)
 PROPAGATION = 5.0  # seconds a relayed change may take to be seen everywhere (it takes milliseconds)
-REQUEST_TIMEOUT = 3.0
 ACCESS_RE = re.compile(r"gproxy\[(\d+)\]: \S+ \[[^\]]*\] \S+ app/(\S+) ")  # an httplog line: pid, server
 MAINT = "1"  # srv_admin_state of `show servers state`: SRV_ADMF_FMAINT
 READY = "0"
@@ -56,13 +55,7 @@ def everywhere(stats: Path, workers: set[int], check) -> None:
 
 def traffic(port: int, syslog) -> Counter[tuple[int, str]]:
     """REQUESTS requests, one connection each: (worker pid, server) of each, from the access log."""
-    seen = len(syslog.collect(0.1))
-    for _ in range(REQUESTS):
-        status, headers, _ = http_get(port, "/", timeout=REQUEST_TIMEOUT)
-        assert status == 200, headers
-    wait_until(lambda: len([line for line in syslog.collect(0.05)[seen:] if ACCESS_RE.search(line)]) >= REQUESTS,
-               what=f"{REQUESTS} access log lines")
-    return Counter((int(m.group(1)), m.group(2)) for line in syslog.lines[seen:] if (m := ACCESS_RE.search(line)))
+    return Counter((int(m.group(1)), m.group(2)) for m in logged_requests(syslog, port, REQUESTS, ACCESS_RE))
 
 
 def start(tmp_path, start_backend, start_gproxy, syslog, port):
