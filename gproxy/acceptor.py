@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from gevent.hub import get_hub
 from gevent.server import StreamServer
-from gevent.socket import socket as GeventSocket
+from gproxy.netio import Socket
 
 # Accepted connections per readiness of a listening socket (gevent's default
 # is 100; HAProxy's tune.maxaccept is 64): each one costs a callback in the
@@ -61,7 +61,7 @@ class Acceptor(StreamServer):
                 return None  # nothing (left) to accept
             raise
         family, kind, proto = self._socket_args
-        return GeventSocket(family, kind, proto, fileno=fd), address
+        return Socket(family, kind, proto, fd), address
 
     def do_close(self, *args: Any) -> None:
         """gevent closes a connection when its handler returns: ours live on."""

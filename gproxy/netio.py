@@ -15,6 +15,8 @@ from typing import Any, NoReturn
 
 from gevent import socket
 from gevent._hub_primitives import wait_on_watcher  # what a gevent socket's own wait calls
+from gevent._socket3 import _closedsocket, _wrefsocket  # what gevent's socket holds, open and closed
+from gevent._socketcommon import SocketMixin, cancel_wait_ex
 from gevent import get_hub, getcurrent
 
 RECV_SIZE = 65536
@@ -26,6 +28,98 @@ class ConnectFailed(Exception):
     def __init__(self, reason: str, timed_out: bool):
         super().__init__(reason)
         self.timed_out = timed_out
+
+
+_WRITE_WATCHER = SocketMixin._write_event  # the slot under Socket's property
+
+
+class Socket(socket.socket):
+    """gevent's socket, made and closed for less: the proxy's client and
+    server connections (one of each per request in `close` mode).
+
+    gevent's constructor makes two io watchers, each validating the
+    descriptor with fcntl(F_GETFD), and its close goes through a chain of
+    interpreted calls that cancels both: here (compiled) the write watcher
+    is made only when something waits for writability (a full send buffer,
+    a connect still under way: rare on the hot path), and a close with no
+    wait under way drops the watchers and the descriptor directly. Every
+    other method is gevent's (TLS wrapping, sendall, timeouts...)."""
+
+    __slots__ = ()
+
+    def __init__(self, family: int, kind: int, proto: int = 0, fileno: int | None = None) -> None:
+        # gevent's socket.__init__ (and SocketMixin's), less the write watcher.
+        self._closed = False
+        _WRITE_WATCHER.__set__(self, None)
+        raw = _wrefsocket(family, kind, proto, fileno)
+        self._sock = raw
+        self._io_refs = 0
+        raw.setblocking(False)
+        hub = get_hub()
+        self.hub = hub
+        self._read_event = hub.loop.io(raw.fileno(), 1)
+        self.timeout = _stdsocket.getdefaulttimeout()
+
+    @property
+    def _write_event(self):
+        watcher = _WRITE_WATCHER.__get__(self)
+        if watcher is None and self._read_event is not None:  # open (gevent drops both at close)
+            watcher = self.hub.loop.io(self._sock.fileno(), 2)
+            _WRITE_WATCHER.__set__(self, watcher)
+        return watcher
+
+    @_write_event.setter
+    def _write_event(self, watcher) -> None:
+        _WRITE_WATCHER.__set__(self, watcher)
+
+    def _drop_events_and_close(self, closefd=True, _cancel_wait_ex=cancel_wait_ex):
+        # gevent's, reading the write watcher's slot: its property would make one.
+        read_event = self._read_event
+        write_event = _WRITE_WATCHER.__get__(self)
+        self._read_event = None
+        _WRITE_WATCHER.__set__(self, None)
+        self.hub.cancel_waits_close_and_then((read_event, write_event), _cancel_wait_ex,
+                                             self._drop_ref_on_close if closefd else id, self._sock)
+
+    def close(self) -> None:
+        self._closed = True
+        if self._io_refs > 0:
+            return  # a makefile() is still open: gevent closes when it is
+        raw = self._sock
+        read_event = self._read_event
+        write_event = _WRITE_WATCHER.__get__(self)
+        if (read_event is None or read_event.callback is not None
+                or (write_event is not None and write_event.callback is not None)):
+            socket.socket.close(self)  # closed already, or a greenlet waits on it: gevent's way
+            return
+        self._read_event = None
+        _WRITE_WATCHER.__set__(self, None)
+        read_event.close()
+        if write_event is not None:
+            write_event.close()
+        fd = raw.fileno()
+        self._sock = _closedsocket(raw.family, raw.type, raw.proto, fd, "closed")
+        loop = self.hub.loop
+        if fd >= 0 and loop.closing_fd(fd):
+            # libev has events of the descriptor pending: as gevent, close it
+            # after they ran, so that its number is not reused under them.
+            check = loop.check()
+            check.start(_close_later, raw, check)
+        else:
+            raw.close()
+
+
+def _close_later(raw, check) -> None:
+    try:
+        raw.close()
+    except OSError:
+        pass
+    finally:
+        check.stop()
+        check.close()
+
+
+_PLAIN_SOCKETS = (Socket, socket.socket)  # not TLS: the socket underneath can be read and written
 
 
 def connect(host: str, port: int, timeout_ms: int, tls: Any = None, server_hostname: str | None = None,
@@ -109,7 +203,7 @@ def _start_connect(family: int, host: str, port: int) -> tuple[socket.socket, in
     two SO_ERROR reads, two connect() calls and a wait for writability even
     when the handshake is already over: the connect is done here on the
     socket underneath, and the wait left to the caller."""
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = Socket(family, socket.SOCK_STREAM)
     raw = sock._sock  # non-blocking: gevent's sockets are
     # Set before the connect (inherited by the connection): a head and its body
     # sent apart must not wait on Nagle.
@@ -217,7 +311,7 @@ def send_all(sock, data: bytes, timeout: float | None = None) -> None:
     that was a tenth of the worker's time (docs/performance.md)."""
     if not data:
         return  # an empty send breaks TLS sockets (gevent issue 719), as sendall knows
-    if type(sock) is socket.socket:
+    if type(sock) in _PLAIN_SOCKETS:
         # Straight on the socket underneath (non-blocking): gevent's send()
         # is a Python frame around the same call. Only a full buffer (EAGAIN)
         # or a partial send goes through gevent's sendall and its wait.
@@ -243,7 +337,7 @@ def recv_when_readable(sock, size: int, deadline: ReusableDeadline | None = None
     The wait is bounded by the socket's timeout, or by `deadline` (see
     `reusable_deadline`) when given: gevent makes a Timeout and its timer
     for each wait otherwise, 1.3 us more per wait."""
-    if type(sock) is socket.socket:
+    if type(sock) in _PLAIN_SOCKETS:
         if deadline is None:
             sock._wait(sock._read_event)  # gevent's own wait: the socket's timeout, socket.timeout
         else:
