@@ -17,6 +17,8 @@ expires, the callback runs once, in the hub, and is told which.
 
 from __future__ import annotations
 
+import os as _os
+import sys
 from typing import Any, Callable
 
 from gevent.hub import get_hub
@@ -63,6 +65,60 @@ class Acceptor(StreamServer):
         family, kind, proto = self._socket_args
         return Socket(family, kind, proto, fd), address
 
+    def _do_read(self) -> None:
+        """gevent's accept loop (BaseServer._do_read, interpreted), compiled
+        here with do_read and do_handle inlined: per accepted connection that
+        was four interpreted calls (do_read, do_handle, a handle-and-close
+        wrapper, do_close) before `on_accept` ran. Errors are handled as
+        gevent does (reported, accepting paused with a growing delay)."""
+        accept = self._raw_accept
+        family, kind, proto = self._socket_args
+        on_accept = self._handle
+        is_full = self._is_full
+        for _ in range(ACCEPT_BATCH):
+            if is_full():
+                self.stop_accepting()  # resume() starts it again
+                return
+            try:
+                fd, address = accept()
+            except BlockingIOError:
+                if not self.socket.timeout:
+                    return  # nothing (left) to accept
+                self._accept_failed(self, True)
+                return
+            except BaseException:  # noqa: BLE001 - as gevent: reported, then paused
+                self._accept_failed(self, True)
+                return
+            self.delay = self.min_delay
+            try:
+                sock = Socket(family, kind, proto, fd)
+            except BaseException:  # noqa: BLE001
+                _close_fd(fd)
+                self._accept_failed(self, True)
+                return
+            try:
+                on_accept(sock, address)
+            except BaseException:  # noqa: BLE001 - the callee closed the connection
+                self._accept_failed(((address,), self), False)
+                return
+
+    def _accept_failed(self, context: Any, fatal_checked: bool) -> None:
+        """The current exception, as gevent's accept loop handles it: reported
+        (the hub's handle_error), the server closed if the error is fatal
+        (an accept error only), else accepting paused for `delay`, doubled up
+        to max_delay at each consecutive failure."""
+        exc_info = sys.exc_info()
+        self.loop.handle_error(context, *exc_info)
+        if fatal_checked and self.is_fatal_error(exc_info[1]):
+            self.close()
+            sys.stderr.write("ERROR: %s failed with %s\n" % (self, str(exc_info[1]) or repr(exc_info[1])))
+            return
+        if self.delay >= 0:
+            self.stop_accepting()
+            self._timer = self.loop.timer(self.delay)
+            self._timer.start(self._start_accepting_if_started)
+            self.delay = min(self.max_delay, self.delay * 2)
+
     def do_close(self, *args: Any) -> None:
         """gevent closes a connection when its handler returns: ours live on."""
 
@@ -70,6 +126,13 @@ class Acceptor(StreamServer):
         """A connection ended: accept again if maxconn had stopped it."""
         if self.started and not self.closed and self._watcher is None and not self._is_full():
             self.start_accepting()
+
+
+def _close_fd(fd: int) -> None:
+    try:
+        _os.close(fd)
+    except OSError:
+        pass
 
 
 class Parked:

@@ -144,3 +144,32 @@ def test_accepted_connection_is_a_gevent_socket_like_gevents_own():
     server.stop()
     sock.close()
     client.close()
+
+
+def test_a_failing_callback_pauses_accepting_then_it_goes_on(monkeypatch):
+    """As gevent's accept loop: the error is reported, accepting pauses for
+    `delay` and starts again; the other connections are served."""
+    listener = _listener()
+    accepted: list = []
+    errors: list = []
+
+    def on_accept(sock, address):
+        if not errors:
+            errors.append(address)
+            sock.close()
+            raise RuntimeError("callback failed")
+        accepted.append(sock)
+
+    server = Acceptor(listener, on_accept, lambda: False)
+    server.min_delay = server.delay = 0.05
+    # the loop reports through the hub
+    monkeypatch.setattr(gevent.get_hub(), "handle_error", lambda context, *exc_info: errors.append(exc_info[0]))
+    server.start()
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    gevent.sleep(0.3)
+    assert errors[1] is RuntimeError  # reported to the hub's handle_error
+    assert len(accepted) == 2  # accepting resumed after the pause
+    assert server.delay == server.min_delay  # a success resets the back-off
+    server.stop()
+    for sock in accepted + clients:
+        sock.close()
